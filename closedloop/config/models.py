@@ -1,0 +1,109 @@
+"""The whole YAML config as pydantic models, validated once at start-up.
+
+Secrets never live in the YAML: a secret field holds a ``${ENV_VAR}`` reference (resolved by
+the loader) or the path of a file (``*_file``).  Every service has a ``base_url`` so the same
+config can point at the sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from closedloop.config.attribution import AttributionConfig
+from closedloop.config.base import Strict
+from closedloop.config.mapping import MappingConfig
+
+HubSpotTier = Literal["free", "starter", "professional", "enterprise", "capacity_pack"]
+
+
+class StoreConfig(Strict):
+    url: str = Field(
+        "sqlite:///closedloop.db",
+        description="SQLAlchemy URL: sqlite:///file.db or postgresql://user@host/db",
+    )
+
+
+class HubSpotContactProperties(Strict):
+    """Names of the CRM properties that carry identity and first-touch data."""
+
+    ga_client_id: str = "ga_client_id"
+    email: str = "email"
+    lifecycle_stage: str = "lifecyclestage"
+    gclid: str = "hs_google_click_id"
+    fbclid: str | None = None
+    msclkid: str | None = None
+    original_source: str = "hs_analytics_source"
+    original_source_detail_1: str = "hs_analytics_source_data_1"
+    original_source_detail_2: str = "hs_analytics_source_data_2"
+    utm_source: str = "utm_source"
+    utm_medium: str = "utm_medium"
+    utm_campaign: str = "utm_campaign"
+    merged_ids: str = "hs_merged_object_ids"
+
+
+class HubSpotConfig(Strict):
+    base_url: str = "https://api.hubapi.com"
+    access_token: SecretStr | None = Field(None, description="Private-app token; write ${HUBSPOT_TOKEN}")
+    access_token_file: str | None = Field(None, description="Path of a file holding the token")
+    tier: HubSpotTier = "starter"
+    page_size: int = Field(100, ge=1, le=100)
+    search_page_size: int = Field(200, ge=1, le=200)
+    contact_properties: HubSpotContactProperties = HubSpotContactProperties()
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> HubSpotConfig:
+        if self.access_token is None and self.access_token_file is None:
+            raise ValueError("give access_token: ${HUBSPOT_TOKEN} or access_token_file: /path")
+        return self
+
+
+class GA4Config(Strict):
+    property_id: str = Field(..., pattern=r"^\d+$")
+    base_url: str = "https://analyticsdata.googleapis.com"
+    credentials_file: str | None = Field(
+        None, description="Service-account JSON; unset means anonymous (the sandbox only)"
+    )
+    client_id_dimension: str = Field(
+        "customUser:ga_client_id",
+        description="The custom dimension that holds the GA client id captured by the site",
+    )
+    start_date: date | None = Field(None, description="First day to pull on the very first run")
+    initial_days: int = Field(180, ge=1, le=3650)
+    lookback_days: int = Field(3, ge=0, le=30, description="Recent days re-pulled every run")
+    page_size: int = Field(100_000, ge=1, le=250_000)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=20)
+
+
+class WritebackConfig(Strict):
+    enabled: bool = True
+    group_name: str = "closedloop"
+    group_label: str = "closedloop attribution"
+    property_prefix: str = Field("closedloop_", pattern=r"^[a-z][a-z0-9_]*$")
+    batch_size: int = Field(100, ge=1, le=100)
+    max_attempts: int = Field(5, ge=1, description="Failed records are retried on later runs this often")
+
+
+class Config(Strict):
+    """Root of closedloop.yaml."""
+
+    version: Literal[1] = 1
+    timezone: str = Field("UTC", description="The account's zone, used only for display")
+    store: StoreConfig = StoreConfig()
+    crm: Literal["hubspot"] = "hubspot"
+    hubspot: HubSpotConfig | None = None
+    ga4: GA4Config | None = None
+    mapping: MappingConfig = MappingConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    writeback: WritebackConfig = WritebackConfig()
+
+    @model_validator(mode="after")
+    def _crm_is_configured(self) -> Config:
+        if self.crm == "hubspot" and self.hubspot is None:
+            raise ValueError("crm is hubspot but the hubspot: section is missing")
+        return self

@@ -1,0 +1,66 @@
+"""One place that builds the SDK client and the API objects closedloop keeps.
+
+Each attribute access on the SDK (``client.crm.contacts.basic_api``) builds a new API client,
+so the objects are built once here and reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hubspot import HubSpot
+
+from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
+from closedloop.connectors.hubspot.errors import translate_hubspot_error
+
+
+class HubSpotClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token_provider: Callable[[], str],
+        log: ApiCallLog,
+        timeout_s: float = 30.0,
+        max_retries: int = 6,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token_provider = token_provider
+        self.timeout_s = timeout_s
+        self.caller = Caller(
+            "hubspot", log, translate_hubspot_error, max_retries=max_retries, limiter=limiter,
+            refresh_credentials=self._build, **({"sleep": sleep} if sleep else {}),
+        )
+        self._build()
+
+    def _build(self) -> None:
+        sdk = HubSpot(access_token=self._token_provider(), host=self._base_url)
+        crm = sdk.crm
+        self.contacts_search = crm.contacts.search_api
+        self.contacts_batch = crm.contacts.batch_api
+        self.deals_search = crm.deals.search_api
+        self.deals_batch = crm.deals.batch_api
+        self.properties = crm.properties.core_api
+        self.property_groups = crm.properties.groups_api
+        self.pipelines = crm.pipelines.pipelines_api
+        self.associations = crm.associations.v4.batch_api
+
+    def search_api(self, object_type: str) -> Any:
+        return self.contacts_search if object_type == "contacts" else self.deals_search
+
+    def batch_api(self, object_type: str) -> Any:
+        return self.contacts_batch if object_type == "contacts" else self.deals_batch
+
+    def call(self, endpoint: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an SDK ``*_with_http_info`` method; returns its data, counts its real status."""
+        result = self.caller.call(
+            endpoint, fn, *args, _request_timeout=self.timeout_s,
+            status_of=lambda r: int(r[1]), headers_of=lambda r: dict(r[2] or {}), **kwargs,
+        )
+        return result
+
+    def call_data(self, endpoint: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self.call(endpoint, fn, *args, **kwargs)[0]

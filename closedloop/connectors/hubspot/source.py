@@ -1,0 +1,128 @@
+"""HubSpot as a source: pipelines, contacts, and deals with stage history and contact links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
+from hubspot.crm.deals import BatchReadInputSimplePublicObjectId
+
+from closedloop.config.models import HubSpotConfig
+from closedloop.connectors.errors import SkippableRecordError
+from closedloop.connectors.hubspot.client import HubSpotClient
+from closedloop.connectors.hubspot.parse import (
+    DEAL_PROPERTIES,
+    contact_properties_to_fetch,
+    parse_contact,
+    parse_deal,
+    parse_pipelines,
+    parse_stage_history,
+)
+from closedloop.connectors.hubspot.search import search_modified
+from closedloop.connectors.records import Batch, DealContactLink, QuarantinedRecord
+
+HISTORY_BATCH = 50  # batch read with propertiesWithHistory takes at most 50 inputs
+ASSOCIATION_BATCH = 1000
+
+
+class HubSpotSource:
+    name = "hubspot"
+
+    def __init__(self, client: HubSpotClient, config: HubSpotConfig) -> None:
+        self.client = client
+        self.config = config
+
+    def streams(self) -> Sequence[str]:
+        return ("hubspot.pipelines", "hubspot.contacts", "hubspot.deals")
+
+    def pull(self, stream: str, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
+        if stream == "hubspot.pipelines":
+            yield self._pull_pipelines()
+        elif stream == "hubspot.contacts":
+            yield from self.pull_contacts(cursor)
+        elif stream == "hubspot.deals":
+            yield from self.pull_deals(cursor)
+        else:
+            raise ValueError(f"unknown stream {stream!r}")
+
+    def _pull_pipelines(self) -> Batch:
+        data = self.client.call_data(
+            "GET /crm/v3/pipelines/deals", self.client.pipelines.get_all_with_http_info, "deals"
+        )
+        return Batch("hubspot.pipelines", list(parse_pipelines(data.results or [])), cursor={})
+
+    def pull_contacts(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
+        names = self.config.contact_properties
+        for objects, next_cursor in search_modified(
+            self.client, "contacts", modified_property="lastmodifieddate",
+            properties=contact_properties_to_fetch(names), cursor=cursor,
+            page_size=self.config.search_page_size,
+        ):
+            records: list[Any] = []
+            quarantined: list[QuarantinedRecord] = []
+            for obj in objects:
+                try:
+                    records.append(parse_contact(obj, names))
+                except SkippableRecordError as exc:
+                    quarantined.append(_quarantine("hubspot.contacts", exc, obj))
+            yield Batch("hubspot.contacts", records, next_cursor, quarantined)
+
+    def pull_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
+        for objects, next_cursor in search_modified(
+            self.client, "deals", modified_property="hs_lastmodifieddate",
+            properties=DEAL_PROPERTIES, cursor=cursor, page_size=self.config.search_page_size,
+        ):
+            records: list[Any] = []
+            quarantined: list[QuarantinedRecord] = []
+            pipelines: dict[str, str | None] = {}
+            for obj in objects:
+                try:
+                    deal = parse_deal(obj)
+                except SkippableRecordError as exc:
+                    quarantined.append(_quarantine("hubspot.deals", exc, obj))
+                    continue
+                records.append(deal)
+                pipelines[deal.crm_id] = deal.pipeline
+            ids = list(pipelines)
+            records.extend(self.pull_deal_stage_history(ids, pipelines))
+            records.extend(self.pull_deal_contact_links(ids))
+            yield Batch("hubspot.deals", records, next_cursor, quarantined)
+
+    def pull_deal_stage_history(self, deal_ids: list[str], pipelines: dict[str, str | None]) -> list[Any]:
+        events: list[Any] = []
+        for start in range(0, len(deal_ids), HISTORY_BATCH):
+            chunk = deal_ids[start:start + HISTORY_BATCH]
+            request = BatchReadInputSimplePublicObjectId(
+                inputs=[{"id": i} for i in chunk], properties=["dealstage"],
+                properties_with_history=["dealstage"],
+            )
+            data = self.client.call_data(
+                "POST /crm/v3/objects/deals/batch/read", self.client.deals_batch.read_with_http_info, request,
+            )
+            for obj in data.results or []:
+                events.extend(parse_stage_history(obj, pipelines.get(str(obj.id))))
+        return events
+
+    def pull_deal_contact_links(self, deal_ids: list[str]) -> list[Any]:
+        links: list[Any] = []
+        for start in range(0, len(deal_ids), ASSOCIATION_BATCH):
+            chunk = deal_ids[start:start + ASSOCIATION_BATCH]
+            request = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in chunk])
+            data = self.client.call_data(
+                "POST /crm/v4/associations/deals/contacts/batch/read",
+                self.client.associations.get_page_with_http_info, "deals", "contacts", request,
+            )
+            for result in data.results or []:
+                deal_id = str(result._from.id)
+                links.extend(DealContactLink(deal_id=deal_id, contact_id=str(to.to_object_id)) for to in result.to or [])
+        # Deals with no contact at all still need their old links cleared by the store.
+        return links
+
+
+def _quarantine(stream: str, exc: SkippableRecordError, obj: Any) -> QuarantinedRecord:
+    return QuarantinedRecord(
+        stream=stream, record_key=exc.record_key, reason=str(exc),
+        payload={"id": str(obj.id), "properties": dict(obj.properties or {})},
+    )

@@ -1,0 +1,105 @@
+"""Write closedloop's properties back to HubSpot, 100 records per batch update.
+
+A 207 answer names the failed ids in ``errors[].context.ids``; those come back as per-record
+failures and the rest as written.  A whole batch refused with a 4xx (say a property was deleted
+by an admin) fails every record of that batch with the service's reason, never the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput
+from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+
+from closedloop.connectors.base import PropertySpec, PropertyUpdate, RecordFailure, WriteResult
+from closedloop.connectors.errors import FatalAPIError
+from closedloop.connectors.hubspot.client import HubSpotClient
+
+BATCH_LIMIT = 100
+
+
+class HubSpotWriter:
+    def __init__(self, client: HubSpotClient, *, batch_size: int = BATCH_LIMIT) -> None:
+        self.client = client
+        self.batch_size = min(batch_size, BATCH_LIMIT)
+
+    def ensure_properties(self, specs: Sequence[PropertySpec], *, group_name: str, group_label: str) -> list[str]:
+        created: list[str] = []
+        for object_type in sorted({s.object_type for s in specs}):
+            groups = self.client.call_data(
+                f"GET /crm/v3/properties/{object_type}/groups",
+                self.client.property_groups.get_all_with_http_info, object_type,
+            )
+            if group_name not in {g.name for g in groups.results or []}:
+                self.client.call_data(
+                    f"POST /crm/v3/properties/{object_type}/groups",
+                    self.client.property_groups.create_with_http_info, object_type,
+                    PropertyGroupCreate(name=group_name, label=group_label),
+                )
+            existing = self.client.call_data(
+                f"GET /crm/v3/properties/{object_type}", self.client.properties.get_all_with_http_info,
+                object_type,
+            )
+            have = {p.name for p in existing.results or []}
+            for spec in specs:
+                if spec.object_type != object_type or spec.name in have:
+                    continue
+                self.client.call_data(
+                    f"POST /crm/v3/properties/{object_type}", self.client.properties.create_with_http_info,
+                    object_type,
+                    PropertyCreate(
+                        name=spec.name, label=spec.label, type=spec.type, field_type=spec.field_type,
+                        group_name=group_name, description=spec.description,
+                    ),
+                )
+                created.append(f"{object_type}.{spec.name}")
+        return created
+
+    def write(self, updates: Sequence[PropertyUpdate]) -> WriteResult:
+        result = WriteResult()
+        by_type: dict[str, list[PropertyUpdate]] = {}
+        for update in updates:
+            by_type.setdefault(update.object_type, []).append(update)
+        for object_type, items in by_type.items():
+            for start in range(0, len(items), self.batch_size):
+                result.extend(self._write_batch(object_type, items[start:start + self.batch_size]))
+        return result
+
+    def _write_batch(self, object_type: str, items: list[PropertyUpdate]) -> WriteResult:
+        body = BatchInputSimplePublicObjectBatchInput(
+            inputs=[{"id": u.object_id, "properties": u.properties} for u in items]
+        )
+        endpoint = f"POST /crm/v3/objects/{object_type}/batch/update"
+        try:
+            data, status, _headers = self.client.call(
+                endpoint, self.client.batch_api(object_type).update_with_http_info, body,
+            )
+        except FatalAPIError as exc:
+            return WriteResult(failed=[
+                RecordFailure(u.object_type, u.object_id, str(exc), retriable=False) for u in items
+            ])
+        result = WriteResult()
+        if status != 207:
+            result.written.extend(items)
+            return result
+        # Trust the results list for success; errors only explain the rest.
+        succeeded = {str(r.id) for r in getattr(data, "results", None) or []}
+        reasons = _failed_ids(data)
+        for update in items:
+            if update.object_id in succeeded and update.object_id not in reasons:
+                result.written.append(update)
+            else:
+                reason = reasons.get(update.object_id, "not confirmed in the 207 results")
+                result.failed.append(RecordFailure(update.object_type, update.object_id, reason))
+        return result
+
+
+def _failed_ids(data: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for error in getattr(data, "errors", None) or []:
+        reason = f"{error.category or 'ERROR'}: {error.message or ''}".strip()
+        for oid in (error.context or {}).get("ids", []) or []:
+            out[str(oid)] = reason[:500]
+    return out

@@ -1,0 +1,119 @@
+"""Plain records that connectors yield and the store upserts.
+
+They are vendor-neutral on purpose: HubSpot, Salesforce and GA4 all land in these shapes,
+so mapping and attribution never learn where a row came from.  Datetimes are UTC-aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    crm_id: str
+    created_at: datetime
+    updated_at: datetime
+    email_hash: str | None = None
+    lifecycle_stage: str | None = None
+    # Every GA client id the CRM holds for this contact (one per device the forms saw).
+    ga_client_ids: tuple[str, ...] = ()
+    # Click ids by kind: {"gclid": "...", "fbclid": "...", "msclkid": "..."}.
+    click_ids: dict[str, str] = field(default_factory=dict)
+    # The CRM's own first-source fields, used as an offline touch where no session matches.
+    original_source: str | None = None
+    original_source_detail_1: str | None = None
+    original_source_detail_2: str | None = None
+    # UTMs captured by the form that created the lead.
+    utm: dict[str, str] = field(default_factory=dict)
+    # Ids of contacts the CRM merged into this one.
+    merged_ids: tuple[str, ...] = ()
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DealRecord:
+    crm_id: str
+    created_at: datetime
+    updated_at: datetime
+    name: str | None = None
+    pipeline: str | None = None
+    stage: str | None = None
+    amount: float | None = None
+    closed_at: datetime | None = None
+    is_won: bool = False
+    is_closed: bool = False
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DealStageEvent:
+    deal_id: str
+    stage: str
+    entered_at: datetime
+    pipeline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DealContactLink:
+    deal_id: str
+    contact_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRecord:
+    """One GA4 report row: a session of a client id, keyed by start minute and source."""
+
+    client_id: str
+    started_at: datetime
+    source: str
+    medium: str
+    campaign: str
+    landing_page: str
+    sessions: int = 1
+    engaged_sessions: int = 0
+    key_events: float = 0.0
+    ad_cost: float | None = None
+
+    @property
+    def key(self) -> str:
+        return "|".join(
+            (self.client_id, self.started_at.strftime("%Y%m%d%H%M"), self.source, self.medium,
+             self.campaign, self.landing_page)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStage:
+    pipeline_id: str
+    pipeline_label: str
+    stage_id: str
+    stage_label: str
+    display_order: int
+    is_closed: bool
+    is_won: bool
+
+
+Record = ContactRecord | DealRecord | DealStageEvent | DealContactLink | WebSessionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """A record the connector could not parse: kept with its reason, never dropped."""
+
+    stream: str
+    record_key: str
+    reason: str
+    payload: Any = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a source yields: records plus the cursor that is safe to commit once they are stored."""
+
+    stream: str
+    records: list[Any]
+    cursor: dict[str, Any]
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)

@@ -1,0 +1,103 @@
+"""`closedloop demo`: the whole loop against the built-in sandbox, on a SQLite file.
+
+Two runs back to back: the first pulls, attributes and writes; the second proves that nothing
+changed is written again.  Everything runs in process and stops when the demo ends.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from closedloop.report.summary import channel_summary
+from closedloop.sandbox.generator import generate_company
+from closedloop.sandbox.launch import start_sandbox
+from closedloop.store.engine import open_store
+from closedloop.sync.factory import build_connectors
+from closedloop.sync.pipeline import RunReport, run_once
+
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class DemoResult:
+    first: RunReport
+    second: RunReport
+    summary: dict[str, Any]
+    database: str
+    company: dict[str, int]
+    seconds: dict[str, float]
+    crm_sample: dict[str, dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "company": self.company,
+            "seconds": self.seconds,
+            "summary": self.summary,
+            "first_run": {**self.first.stats(), "status": self.first.status, "errors": self.first.errors,
+                          "api_calls": self.first.api_calls},
+            "second_run": {**self.second.stats(), "status": self.second.status, "errors": self.second.errors,
+                           "api_calls": self.second.api_calls},
+            "crm_sample": self.crm_sample,
+        }
+
+
+def run_demo(
+    *, contacts: int = 2000, seed: int = 7, database: Path | None = None, now: datetime | None = None,
+    progress: Progress | None = None,
+) -> DemoResult:
+    say = progress or (lambda _msg: None)
+    now = now or datetime.now(UTC)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    say(f"generating a company of {contacts:,} contacts")
+    company = generate_company(contacts=contacts, seed=seed, now=now)
+    timings["generate"] = time.perf_counter() - t0
+    if database is None:
+        database = Path(tempfile.mkdtemp(prefix="closedloop-demo-")) / "closedloop.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    if database.exists():
+        database.unlink()
+    url = f"sqlite:///{database}"
+    with start_sandbox(company, now=now) as sandbox:
+        config = sandbox.config(store_url=url)
+        engine = open_store(url)
+        try:
+            reports = []
+            for label in ("first", "second"):
+                t = time.perf_counter()
+                connectors = build_connectors(config)
+                reports.append(run_once(engine=engine, config=config, sources=connectors.sources,
+                                        writer=connectors.writer, log=connectors.log, now=now,
+                                        progress=lambda msg, label=label: say(f"[{label} run] {msg}")))
+                timings[f"{label}_run"] = time.perf_counter() - t
+            summary = channel_summary(engine, config).as_dict()
+            sample = _crm_sample(sandbox, config.writeback.property_prefix)
+        finally:
+            engine.dispose()
+    timings["total"] = time.perf_counter() - t0
+    return DemoResult(
+        first=reports[0], second=reports[1], summary=summary, database=str(database),
+        company={"contacts": len(company.contacts), "deals": len(company.deals),
+                 "sessions": len(company.sessions)},
+        seconds={k: round(v, 2) for k, v in timings.items()}, crm_sample=sample,
+    )
+
+
+def _crm_sample(sandbox: Any, prefix: str) -> dict[str, dict[str, Any]]:
+    """What a marketer now sees in the CRM: one won deal and its first contact, read from the sandbox."""
+    won = next((d for d in sandbox.company.deals if d.stage_history and d.stage_history[-1].stage == "closedwon"), None)
+    if won is None:
+        return {}
+    deal = {k: v for k, v in sandbox.hubspot.state.get_properties("deals", won.id).items() if k.startswith(prefix)}
+    out: dict[str, dict[str, Any]] = {f"deal {won.id} ({won.name})": deal}
+    if won.contact_ids:
+        contact = sandbox.hubspot.state.get_properties("contacts", won.contact_ids[0])
+        out[f"contact {won.contact_ids[0]}"] = {k: v for k, v in contact.items() if k.startswith(prefix)}
+    return out

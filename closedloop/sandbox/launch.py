@@ -1,0 +1,69 @@
+"""Start the whole sandbox (HubSpot + GA4) around one synthetic company, and a config for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from closedloop.config.models import Config, GA4Config, HubSpotConfig, StoreConfig
+from closedloop.sandbox.company import Company
+from closedloop.sandbox.ga4 import GA4Sandbox, GA4State
+from closedloop.sandbox.hubspot import HubSpotSandbox, HubSpotState
+
+SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - a fixed token the local emulator accepts, not a secret
+
+
+@dataclass(slots=True)
+class RunningSandbox:
+    hubspot: HubSpotSandbox
+    ga4: GA4Sandbox
+    company: Company
+
+    def stop(self) -> None:
+        self.hubspot.stop()
+        self.ga4.stop()
+
+    def __enter__(self) -> RunningSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def config(self, *, store_url: str, **overrides: Any) -> Config:
+        """A config pointing every service at this sandbox."""
+        return Config(
+            store=StoreConfig(url=store_url),
+            hubspot=HubSpotConfig(base_url=self.hubspot.url, access_token=SecretStr(SANDBOX_TOKEN)),
+            ga4=GA4Config(property_id=self.company.ga4_property_id, base_url=self.ga4.url,
+                          initial_days=400),
+            **overrides,
+        )
+
+    def config_yaml(self, *, store_url: str) -> str:
+        return (
+            "# closedloop config for the local sandbox (closedloop sandbox serve).\n"
+            "# export CLOSEDLOOP_SANDBOX_TOKEN=" + SANDBOX_TOKEN + " before using it.\n"
+            "version: 1\n"
+            f"store:\n  url: {store_url}\n"
+            "crm: hubspot\n"
+            f"hubspot:\n  base_url: {self.hubspot.url}\n  access_token: ${{CLOSEDLOOP_SANDBOX_TOKEN}}\n"
+            f"ga4:\n  property_id: \"{self.company.ga4_property_id}\"\n  base_url: {self.ga4.url}\n"
+            "  initial_days: 400\n"
+        )
+
+
+def start_sandbox(
+    company: Company, *, now: datetime, hubspot_port: int = 0, ga4_port: int = 0, latency: float = 0.0,
+    burst_limit: int = 100,
+) -> RunningSandbox:
+    hs_state = HubSpotState()
+    hs_state.load_company(company)
+    ga_state = GA4State(property_id=company.ga4_property_id, time_zone=company.ga4_time_zone)
+    ga_state.load_company(company)
+    hubspot = HubSpotSandbox(hs_state, port=hubspot_port, latency=latency, access_token=SANDBOX_TOKEN,
+                             burst_limit=burst_limit).start()
+    ga4 = GA4Sandbox(ga_state, port=ga4_port, latency=latency, now=lambda: now).start()
+    return RunningSandbox(hubspot, ga4, company)

@@ -1,0 +1,258 @@
+"""Rebuild touchpoints, conversions and credits from the raw data in the store.
+
+Everything downstream of the pull is derived, so a mapping or model change needs no new pull:
+the rebuild reads raw rows, applies the pure mapping and attribution functions, and writes only
+the rows that differ.  Raw tables are streamed; what is held in memory is per contact and small
+(channel, time, id per touch).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from closedloop.attribution.engine import attribute_journeys
+from closedloop.attribution.journeys import build_journey
+from closedloop.attribution.types import ConversionKind, Journey, Touch
+from closedloop.config.models import Config
+from closedloop.mapping.channels import ChannelMapper
+from closedloop.mapping.conversions import ConversionRow, DealFacts, contact_conversion, deal_conversions, won_date
+from closedloop.mapping.identity import IdentityGraph, IdentityKey
+from closedloop.mapping.milestones import MilestoneMapper
+from closedloop.mapping.touchpoints import OfflineSource, SessionRow, TouchpointRow, contact_touchpoints
+from closedloop.mapping.utm import RawTouch
+from closedloop.store import models as m
+from closedloop.store.diff import DiffCounts, replace_scope
+from closedloop.store.engine import session_scope
+
+CHUNK = 2000
+Progress = Callable[[str], None]
+DIRECT_CHANNELS = frozenset({"Direct"})
+
+
+@dataclass(slots=True)
+class RebuildStats:
+    contacts: int = 0
+    sessions_matched: int = 0
+    sessions_anonymous: int = 0
+    ambiguous_identities: int = 0
+    touchpoints: DiffCounts = field(default_factory=DiffCounts)
+    conversions: DiffCounts = field(default_factory=DiffCounts)
+    credits: DiffCounts = field(default_factory=DiffCounts)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("touchpoints", "conversions", "credits"):
+            out[name]["changed"] = getattr(self, name).changed
+        return out
+
+
+@dataclass(slots=True)
+class _ContactInfo:
+    created_at: datetime
+    offline: OfflineSource
+    sessions: list[SessionRow] = field(default_factory=list)
+    touches: list[TouchpointRow] = field(default_factory=list)
+
+
+def _stream(session: Session, stmt: Any) -> Iterable[Any]:
+    return session.execute(stmt.execution_options(yield_per=10_000))
+
+
+def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None) -> RebuildStats:
+    say = progress or (lambda _msg: None)
+    mapper = ChannelMapper.from_config(config.mapping)
+    milestones = MilestoneMapper.from_config(config.mapping)
+    stats = RebuildStats()
+    with Session(engine) as session:
+        graph, contacts, all_contact_ids = _load_contacts(session)
+        stats.contacts = len(contacts)
+        stats.ambiguous_identities = len(graph.ambiguities)
+        say(f"mapping sessions of {len(contacts):,} contacts")
+        anonymous = _assign_sessions(session, graph, contacts, mapper, stats)
+        for contact_id, info in contacts.items():
+            info.touches = contact_touchpoints(contact_id, info.created_at, info.sessions, info.offline, mapper)
+            info.sessions = []
+        deals = _load_deals(session, graph, milestones)
+    with session_scope(engine) as session:
+        say("writing touchpoints")
+        for start in range(0, len(all_contact_ids), CHUNK):
+            scope = all_contact_ids[start:start + CHUNK]
+            rows = [asdict(t) for cid in scope if cid in contacts for t in contacts[cid].touches]
+            stats.touchpoints.add(replace_scope(
+                session, m.Touchpoint.__table__, scope_column="contact_id", scope_values=scope, rows=rows,  # type: ignore[attr-defined]
+                key=("id",),
+            ))
+    conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
+    for deal, won_at in deals:
+        conversions.extend(deal_conversions(deal, won_at))
+    with session_scope(engine) as session:
+        stats.conversions.add(replace_scope(
+            session, m.Conversion.__table__, scope_column="kind",  # type: ignore[attr-defined]
+            scope_values=["contact_created", "deal_created", "deal_won"],
+            rows=[asdict(c) for c in conversions], key=("id",),
+        ))
+    say("attributing conversions")
+    credit_rows = _credits(config, contacts, deals, conversions, anonymous)
+    with session_scope(engine) as session:
+        conversion_ids = [c.id for c in conversions]
+        by_conversion: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in credit_rows:
+            by_conversion[row["conversion_id"]].append(row)
+        stale = [r[0] for r in session.execute(select(m.Credit.conversion_id).distinct())]  # type: ignore[call-overload]
+        scope_ids = sorted(set(conversion_ids) | set(stale))
+        for start in range(0, len(scope_ids), CHUNK):
+            scope = scope_ids[start:start + CHUNK]
+            rows = [r for cid in scope for r in by_conversion.get(cid, [])]
+            stats.credits.add(replace_scope(
+                session, m.Credit.__table__, scope_column="conversion_id", scope_values=scope,  # type: ignore[attr-defined]
+                rows=rows, key=("conversion_id", "touchpoint_id", "model"),
+            ))
+    return stats
+
+
+def _load_contacts(session: Session) -> tuple[IdentityGraph, dict[str, _ContactInfo], list[str]]:
+    keys = [(cid, IdentityKey(kind, value)) for kind, value, cid in _stream(
+        session, select(m.ContactIdentity.kind, m.ContactIdentity.value, m.ContactIdentity.contact_id))]
+    contacts: dict[str, _ContactInfo] = {}
+    merges: list[tuple[str, str]] = []
+    all_ids: list[str] = []
+    stmt = select(m.Contact.id, m.Contact.created_at, m.Contact.merged_into, m.Contact.original_source,
+                  m.Contact.original_source_detail_1, m.Contact.original_source_detail_2).order_by(m.Contact.id)
+    for cid, created_at, merged_into, source, d1, d2 in _stream(session, stmt):
+        all_ids.append(cid)
+        if merged_into:
+            merges.append((cid, merged_into))
+            continue
+        contacts[cid] = _ContactInfo(created_at, OfflineSource(source, d1, d2))
+    return IdentityGraph.build(keys, merges), contacts, all_ids
+
+
+def _assign_sessions(
+    session: Session, graph: IdentityGraph, contacts: dict[str, _ContactInfo], mapper: ChannelMapper,
+    stats: RebuildStats,
+) -> dict[str, list[tuple[datetime, str]]]:
+    """Matched sessions go to their contact; the rest become anonymous visitors' channel paths."""
+    anonymous: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    stmt = select(m.WebSession.key, m.WebSession.client_id, m.WebSession.started_at, m.WebSession.source,
+                  m.WebSession.medium, m.WebSession.campaign, m.WebSession.landing_page)
+    for row in _stream(session, stmt):
+        session_row = SessionRow(*row)
+        contact_id = graph.resolve(IdentityKey("ga_client_id", session_row.client_id))
+        info = contacts.get(contact_id) if contact_id else None
+        if info is None:
+            stats.sessions_anonymous += 1
+            channel = mapper.assign(RawTouch(source=session_row.source, medium=session_row.medium,
+                                             campaign=session_row.campaign,
+                                             landing_page=session_row.landing_page)).channel
+            anonymous[session_row.client_id].append((session_row.started_at, channel))
+        else:
+            stats.sessions_matched += 1
+            info.sessions.append(session_row)
+    return anonymous
+
+
+def _load_deals(
+    session: Session, graph: IdentityGraph, milestones: MilestoneMapper,
+) -> list[tuple[DealFacts, datetime | None]]:
+    links: dict[str, list[str]] = defaultdict(list)
+    for deal_id, contact_id in _stream(session, select(m.DealContact.deal_id, m.DealContact.contact_id)):
+        canonical = graph.canonical(contact_id)
+        if canonical not in links[deal_id]:
+            links[deal_id].append(canonical)
+    won_entries: dict[str, list[datetime]] = defaultdict(list)
+    stmt = select(m.DealStageEvent.deal_id, m.DealStageEvent.pipeline, m.DealStageEvent.stage,
+                  m.DealStageEvent.entered_at)
+    for deal_id, pipeline, stage, entered_at in _stream(session, stmt):
+        if milestones.deal_stage(pipeline, stage) == "closed_won":
+            won_entries[deal_id].append(entered_at)
+    deals = []
+    stmt = select(m.Deal.id, m.Deal.created_at, m.Deal.amount, m.Deal.is_won, m.Deal.closed_at).order_by(m.Deal.id)
+    for deal_id, created_at, amount, is_won, closed_at in _stream(session, stmt):
+        facts = DealFacts(deal_id, created_at, float(amount or 0.0), bool(is_won), closed_at,
+                          tuple(sorted(links.get(deal_id, []))))
+        deals.append((facts, won_date(facts, won_entries.get(deal_id, []))))
+    return deals
+
+
+def _touch(t: TouchpointRow) -> Touch:
+    return Touch(channel=t.channel, at=t.occurred_at, touchpoint_id=t.id, is_direct=t.channel in DIRECT_CHANNELS)
+
+
+def _lookback(config: Config, kind: ConversionKind) -> timedelta | None:
+    days = getattr(config.attribution, "lookback_days", None)
+    value = getattr(days, kind, None) if days is not None else None
+    return timedelta(days=value) if value else None
+
+
+def _credits(
+    config: Config,
+    contacts: dict[str, _ContactInfo],
+    deals: Sequence[tuple[DealFacts, datetime | None]],
+    conversions: Sequence[ConversionRow],
+    anonymous: dict[str, list[tuple[datetime, str]]],
+) -> list[dict[str, Any]]:
+    touches = {cid: [_touch(t) for t in info.touches] for cid, info in contacts.items()}
+    channels = {t.id: (t.channel, t.campaign) for info in contacts.values() for t in info.touches}
+    deal_by_id = {d.id: d for d, _ in deals}
+
+    def deal_touches(deal: DealFacts) -> list[Touch]:
+        merged = {t.touchpoint_id: t for cid in deal.contact_ids for t in touches.get(cid, [])}
+        return sorted(merged.values(), key=lambda t: (t.at, t.touchpoint_id))
+
+    def lead_at(deal: DealFacts) -> datetime | None:
+        dates = [contacts[c].created_at for c in deal.contact_ids if c in contacts]
+        return min(dates) if dates else None
+
+    journeys: dict[str, list[Journey]] = defaultdict(list)
+    for conv in conversions:
+        if conv.kind == "contact_created" and conv.contact_id in contacts:
+            journeys[conv.kind].append(build_journey(
+                touches[conv.contact_id], converted_at=conv.occurred_at, lookback=_lookback(config, conv.kind),
+                lead_at=conv.occurred_at, conversion_id=conv.id, value=conv.value,
+            ))
+        elif conv.deal_id in deal_by_id:
+            deal = deal_by_id[conv.deal_id]
+            journeys[conv.kind].append(build_journey(
+                deal_touches(deal), converted_at=conv.occurred_at, lookback=_lookback(config, conv.kind),
+                lead_at=lead_at(deal), opportunity_at=deal.created_at,
+                won_at=conv.occurred_at if conv.kind == "deal_won" else None,
+                conversion_id=conv.id, value=conv.value,
+            ))
+    nulls = _non_converting_paths(contacts, touches, deals, anonymous, deal_touches)
+    rows: list[dict[str, Any]] = []
+    for kind, kind_journeys in journeys.items():
+        for credit in attribute_journeys(
+            kind_journeys, models=config.attribution.models, config=config.attribution,
+            non_converting_paths=nulls[kind],
+        ):
+            channel, campaign = channels.get(credit.touchpoint_id, ("Unassigned", ""))
+            rows.append({
+                "conversion_id": credit.conversion_id, "touchpoint_id": credit.touchpoint_id,
+                "model": credit.model, "channel": channel, "campaign": campaign or "",
+                "weight": credit.weight, "revenue": credit.revenue,
+            })
+    return rows
+
+
+def _non_converting_paths(
+    contacts: dict[str, _ContactInfo],
+    touches: dict[str, list[Touch]],
+    deals: Sequence[tuple[DealFacts, datetime | None]],
+    anonymous: dict[str, list[tuple[datetime, str]]],
+    deal_touches: Callable[[DealFacts], list[Touch]],
+) -> dict[str, list[list[str]]]:
+    """Paths that did not convert, per conversion kind: what data-driven models learn 'null' from."""
+    with_deal = {cid for d, _ in deals for cid in d.contact_ids}
+    lost = [d for d, won in deals if won is None and d.closed_at is not None]
+    return {
+        "contact_created": [[channel for _, channel in sorted(v)] for v in anonymous.values()],
+        "deal_created": [[t.channel for t in touches[c]] for c in contacts if c not in with_deal and touches[c]],
+        "deal_won": [[t.channel for t in deal_touches(d)] for d in lost if deal_touches(d)],
+    }

@@ -1,0 +1,147 @@
+"""One run of the loop: pull every stream since its cursor, rebuild, write back, record the run."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from closedloop.config.models import Config
+from closedloop.connectors.base import CRMWriter, Source
+from closedloop.connectors.calls import ApiCallLog
+from closedloop.connectors.errors import ClosedloopAPIError
+from closedloop.store.engine import session_scope
+from closedloop.store.ingest import store_batch
+from closedloop.store.models import SyncRun
+from closedloop.sync.cursors import load_cursor
+from closedloop.sync.derive import RebuildStats, rebuild
+from closedloop.sync.writeback import WritebackStats, run_writeback
+
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class RunReport:
+    run_id: int
+    started_at: datetime
+    status: str = "running"
+    duration_s: float = 0.0
+    pulled: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    rebuild: RebuildStats | None = None
+    writeback: WritebackStats | None = None
+    api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "pulled": self.pulled,
+            "rebuild": self.rebuild.as_dict() if self.rebuild else None,
+            "writeback": _writeback_dict(self.writeback),
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def _writeback_dict(stats: WritebackStats | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "properties_created": stats.properties_created, "objects_written": stats.objects_written,
+        "properties_written": stats.properties_written, "records_failed": stats.records_failed,
+        "records_given_up": stats.records_given_up, "by_property": stats.by_property,
+        "failures": stats.failures,
+    }
+
+
+class Interrupted(Exception):
+    """A stop was requested; the batch in flight was stored, nothing after it was started."""
+
+
+def pull_stream(
+    engine: Engine, source: Source, stream: str, *, now: datetime, progress: Progress,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Counter[str]:
+    with Session(engine) as session:
+        cursor = load_cursor(session, stream)
+    totals: Counter[str] = Counter()
+    for batch in source.pull(stream, cursor, now=now):
+        with session_scope(engine) as session:
+            totals.update(store_batch(session, batch, now=now))
+        totals["batches"] += 1
+        progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
+        if should_stop():
+            raise Interrupted(f"stopped after batch {totals['batches']} of {stream}")
+    return totals
+
+
+def run_once(
+    *,
+    engine: Engine,
+    config: Config,
+    sources: Sequence[Source],
+    writer: CRMWriter | None,
+    log: ApiCallLog,
+    now: datetime,
+    progress: Progress | None = None,
+    job: str = "run",
+    clock: Callable[[], float] = time.perf_counter,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> RunReport:
+    """Pull, rebuild, write back.  ``should_stop`` is checked between batches (SIGTERM handling)."""
+    say = progress or (lambda _msg: None)
+    started = clock()
+    with session_scope(engine) as session:
+        run = SyncRun(job=job, started_at=now, status="running")
+        session.add(run)
+        session.flush()
+        run_id = int(run.id or 0)
+    report = RunReport(run_id=run_id, started_at=now)
+    try:
+        for source in sources:
+            for stream in source.streams():
+                say(f"pulling {stream}")
+                try:
+                    report.pulled[stream] = dict(pull_stream(engine, source, stream, now=now, progress=say,
+                                                             should_stop=should_stop))
+                except ClosedloopAPIError as exc:
+                    report.errors.append(f"{stream}: {exc}")
+        if should_stop():
+            raise Interrupted("stopped after the pull, before the rebuild")
+        say("rebuilding touchpoints and credits")
+        report.rebuild = rebuild(engine, config, progress=say)
+        if writer is not None and config.writeback.enabled:
+            if report.errors:
+                report.errors.append("write-back skipped: the pull did not complete")
+            else:
+                say("writing back to the CRM")
+                report.writeback = run_writeback(engine, config, writer, now=now)
+        report.status = "partial" if report.errors else "ok"
+    except Interrupted as exc:
+        report.status = "interrupted"
+        report.errors.append(str(exc))
+    except BaseException as exc:
+        report.status = "failed"
+        report.errors.append(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        report.duration_s = clock() - started
+        report.api_calls = log.by_endpoint()
+        _finish(engine, report, now=now)
+    return report
+
+
+def _finish(engine: Engine, report: RunReport, *, now: datetime) -> None:
+    with session_scope(engine) as session:
+        run = session.get(SyncRun, report.run_id)
+        if run is None:
+            return
+        run.status = report.status
+        run.finished_at = now + timedelta(seconds=report.duration_s)
+        run.stats = report.stats()
+        run.api_calls = report.api_calls
+        run.errors = {"messages": report.errors}

@@ -1,0 +1,218 @@
+"""Write back only what changed, remember what was written, retry what failed (up to a limit).
+
+``writeback_state`` holds the last value closedloop wrote per (object, property).  A desired
+value equal to it is not sent, so an immediate second run writes nothing.  A failed record
+keeps its old value, gains an attempt and its reason, and is tried again on later runs until
+``max_attempts``; a new desired value starts its attempts afresh.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from closedloop.config.models import Config
+from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate, WriteResult
+from closedloop.store import models as m
+from closedloop.store.engine import session_scope
+from closedloop.store.upsert import upsert
+from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
+
+CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyChange:
+    object_type: ObjectType
+    object_id: str
+    property: str
+    old: str | None
+    new: str
+
+
+@dataclass(slots=True)
+class WritebackStats:
+    properties_created: list[str] = field(default_factory=list)
+    objects_written: int = 0
+    properties_written: int = 0
+    records_failed: int = 0
+    records_given_up: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    by_property: dict[str, int] = field(default_factory=dict)
+
+
+def desired_values(engine: Engine, config: Config) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
+    """Every object's closedloop properties as they should read now, streamed in chunks."""
+    prefix, model = config.writeback.property_prefix, config.attribution.primary_model
+    with Session(engine) as session:
+        contacts = [(cid, created) for cid, created in session.execute(
+            select(m.Contact.id, m.Contact.created_at).where(m.Contact.merged_into.is_(None)).order_by(m.Contact.id)  # type: ignore[union-attr]
+        )]
+        for start in range(0, len(contacts), CHUNK):
+            chunk = contacts[start:start + CHUNK]
+            touches: dict[str, list[TouchView]] = defaultdict(list)
+            for cid, at, channel, source, campaign in session.execute(
+                select(m.Touchpoint.contact_id, m.Touchpoint.occurred_at, m.Touchpoint.channel,
+                       m.Touchpoint.source, m.Touchpoint.campaign)
+                .where(m.Touchpoint.contact_id.in_([c for c, _ in chunk]))  # type: ignore[attr-defined]
+                .order_by(m.Touchpoint.contact_id, m.Touchpoint.occurred_at, m.Touchpoint.key)
+            ):
+                touches[cid].append(TouchView(at, channel, source, campaign))
+            for cid, created in chunk:
+                yield "contacts", cid, contact_values(prefix, created, touches.get(cid, []))
+        deal_ids = [d for (d,) in session.execute(select(m.Deal.id).order_by(m.Deal.id))]
+        for start in range(0, len(deal_ids), CHUNK):
+            chunk_ids = deal_ids[start:start + CHUNK]
+            yield from _deal_chunk(session, chunk_ids, prefix, model)
+
+
+def _deal_chunk(session: Session, deal_ids: list[str], prefix: str, model: str) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
+    conv_ids = [f"deal_won:{d}" for d in deal_ids] + [f"deal_created:{d}" for d in deal_ids]
+    occurred = dict(session.execute(
+        select(m.Conversion.id, m.Conversion.occurred_at).where(m.Conversion.id.in_(conv_ids))  # type: ignore[attr-defined]
+    ).all())
+    split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    touches: dict[str, set[int]] = defaultdict(set)
+    for conv_id, tp_id, channel, weight in session.execute(
+        select(m.Credit.conversion_id, m.Credit.touchpoint_id, m.Credit.channel, m.Credit.weight)
+        .where(m.Credit.conversion_id.in_(conv_ids), m.Credit.model == model)  # type: ignore[attr-defined]
+    ):
+        split[conv_id][channel] += weight
+        touches[conv_id].add(tp_id)
+    lead_at: dict[str, datetime] = {}
+    for deal_id, created in session.execute(
+        select(m.DealContact.deal_id, m.Contact.created_at)
+        .join(m.Contact, m.Contact.id == m.DealContact.contact_id)  # type: ignore[arg-type]
+        .where(m.DealContact.deal_id.in_(deal_ids))  # type: ignore[attr-defined]
+    ):
+        if deal_id not in lead_at or created < lead_at[deal_id]:
+            lead_at[deal_id] = created
+    for deal_id in deal_ids:
+        won = f"deal_won:{deal_id}"
+        conv = won if won in occurred else f"deal_created:{deal_id}"
+        days = None
+        if won in occurred and deal_id in lead_at:
+            days = max(0.0, (occurred[won] - lead_at[deal_id]).total_seconds() / 86400)
+        yield "deals", deal_id, deal_values(prefix, model, dict(split.get(conv, {})), len(touches.get(conv, ())), days)
+
+
+def plan_changes(engine: Engine, config: Config) -> Iterator[list[PropertyChange]]:
+    """Chunks of property changes that differ from what was last written and may still be tried."""
+    max_attempts = config.writeback.max_attempts
+    buffer: list[tuple[ObjectType, str, dict[str, str]]] = []
+
+    def flush() -> list[PropertyChange]:
+        keys = {(t, i) for t, i, _ in buffer}
+        state: dict[tuple[str, str, str], tuple[str | None, str | None, int]] = {}
+        with Session(engine) as session:
+            for object_type in {t for t, _ in keys}:
+                ids = [i for t, i in keys if t == object_type]
+                for row in session.execute(
+                    select(m.WritebackState.object_id, m.WritebackState.property, m.WritebackState.value,
+                           m.WritebackState.pending_value, m.WritebackState.attempts)
+                    .where(m.WritebackState.object_type == object_type, m.WritebackState.object_id.in_(ids))  # type: ignore[attr-defined]
+                ):
+                    state[(object_type, row[0], row[1])] = (row[2], row[3], row[4])
+        changes = []
+        for object_type, object_id, values in buffer:
+            for prop, new in values.items():
+                old, pending, attempts = state.get((object_type, object_id, prop), (None, None, 0))
+                if old == new or (old is None and new == ""):
+                    continue
+                if pending == new and attempts >= max_attempts:
+                    continue  # given up on this value; reported by the run
+                changes.append(PropertyChange(object_type, object_id, prop, old, new))
+        buffer.clear()
+        return changes
+
+    for item in desired_values(engine, config):
+        buffer.append(item)
+        if len(buffer) >= CHUNK:
+            yield flush()
+    if buffer:
+        yield flush()
+
+
+def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: datetime) -> WritebackStats:
+    stats = WritebackStats()
+    wb = config.writeback
+    specs = property_specs(wb.property_prefix, config.attribution.primary_model)
+    stats.properties_created = writer.ensure_properties(specs, group_name=wb.group_name, group_label=wb.group_label)
+    owned = {s.name for s in specs}
+    pending: list[PropertyUpdate] = []
+    changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
+
+    def send(updates: list[PropertyUpdate]) -> None:
+        result = writer.write(updates)
+        _record(engine, result, changes_by_object, now=now, stats=stats)
+
+    for changes in plan_changes(engine, config):
+        grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
+        for change in changes:
+            if change.property not in owned:  # never touch a property closedloop doesn't own
+                raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
+            grouped.setdefault((change.object_type, change.object_id), []).append(change)
+        for (object_type, object_id), items in grouped.items():
+            changes_by_object[(object_type, object_id)] = items
+            pending.append(PropertyUpdate(object_type, object_id, {c.property: c.new for c in items}))
+        while len(pending) >= wb.batch_size:
+            send(pending[:wb.batch_size])
+            del pending[:wb.batch_size]
+    if pending:
+        send(pending)
+    stats.records_given_up = _count_given_up(engine, wb.max_attempts)
+    return stats
+
+
+def _record(
+    engine: Engine, result: WriteResult, changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]],
+    *, now: datetime, stats: WritebackStats,
+) -> None:
+    rows: list[dict[str, Any]] = []
+    for update in result.written:
+        stats.objects_written += 1
+        for change in changes_by_object.pop((update.object_type, update.object_id), []):
+            stats.properties_written += 1
+            stats.by_property[change.property] = stats.by_property.get(change.property, 0) + 1
+            rows.append({"object_type": change.object_type, "object_id": change.object_id,
+                         "property": change.property, "value": change.new, "written_at": now,
+                         "pending_value": None, "attempts": 0, "last_error": None})
+    with session_scope(engine) as session:
+        upsert(session, m.WritebackState.__table__, rows, key=("object_type", "object_id", "property"))  # type: ignore[attr-defined]
+        for failure in result.failed:
+            stats.records_failed += 1
+            if len(stats.failures) < 50:
+                stats.failures.append({"object": f"{failure.object_type}/{failure.object_id}", "reason": failure.reason})
+            for change in changes_by_object.pop((failure.object_type, failure.object_id), []):
+                _record_failure(session, change, failure.reason)
+
+
+def _record_failure(session: Session, change: PropertyChange, reason: str) -> None:
+    key = (change.object_type, change.object_id, change.property)
+    row = session.get(m.WritebackState, key)
+    if row is None:
+        row = m.WritebackState(object_type=change.object_type, object_id=change.object_id, property=change.property)
+        session.add(row)
+    if row.pending_value != change.new:
+        row.attempts = 0
+    row.pending_value = change.new
+    row.attempts = (row.attempts or 0) + 1
+    row.last_error = reason[:1000]
+
+
+def _count_given_up(engine: Engine, max_attempts: int) -> int:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(m.WritebackState.object_id).where(m.WritebackState.attempts >= max_attempts)
+        ).all()
+    return len(rows)
+
+
+def dry_run(engine: Engine, config: Config) -> Sequence[PropertyChange]:
+    return [change for changes in plan_changes(engine, config) for change in changes]

@@ -1,0 +1,60 @@
+"""Shared fixtures: a frozen clock, and a store on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from closedloop.store.engine import open_store
+
+FROZEN_NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+POSTGRES_URL = os.environ.get("CLOSEDLOOP_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("CLOSEDLOOP_REQUIRE_POSTGRES") == "1"
+
+
+def shared_dir() -> Path | None:
+    """The project's shared/ folder (specs), read in place; None where it is absent."""
+    env = os.environ.get("CLOSEDLOOP_SHARED_DIR")
+    candidate = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return candidate if (candidate / "specs").is_dir() else None
+
+
+@pytest.fixture
+def now() -> datetime:
+    return FROZEN_NOW
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated store: a SQLite file, or a schema of its own in the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("CLOSEDLOOP_REQUIRE_POSTGRES=1 but CLOSEDLOOP_TEST_POSTGRES_URL is not set")
+        pytest.skip("set CLOSEDLOOP_TEST_POSTGRES_URL=postgresql://user@host/db to run the PostgreSQL store tests")
+    schema = f"cl_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    eng = open_store(store_url)
+    yield eng
+    eng.dispose()
