@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from closedloop import __version__
@@ -46,8 +47,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """closedloop pulls, maps, attributes and writes back. Start with `closedloop demo`."""
 
@@ -58,7 +60,8 @@ def load_or_exit(path: Path) -> Config:
     except ConfigError as exc:
         err.print(f"[bold red]The config cannot be used[/] ({len(exc.problems)} problem(s)):")
         for problem in exc.problems:
-            err.print(f"  [yellow]{problem.file}:{problem.line or '?'}[/]  [bold]{problem.field or '(root)'}[/]  {problem.message}")
+            where = escape(f"{problem.file}:{problem.line or '?'}")
+            err.print(f"  [yellow]{where}[/]  [bold]{escape(problem.field or '(root)')}[/]  {escape(problem.message)}")
         raise typer.Exit(2) from None
 
 
@@ -68,8 +71,9 @@ def progress_line(enabled: bool) -> Iterator[Callable[[str], None]]:
     if not enabled:
         yield lambda _msg: None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+    ) as progress:
         task = progress.add_task("starting", total=None)
         yield lambda msg: progress.update(task, description=msg)
 
@@ -87,8 +91,13 @@ def demo(
 ) -> None:
     """Run the whole loop against the built-in sandbox on SQLite and show what it found and wrote."""
     from closedloop.demo import run_demo
-    from closedloop.report.summary import ChannelSummary, ChannelRow
-    from closedloop.report.terminal import api_calls_table, channel_table, revenue_chart, writeback_table
+    from closedloop.report.summary import ChannelRow, ChannelSummary
+    from closedloop.report.terminal import (
+        api_calls_table,
+        channel_table,
+        revenue_chart,
+        writeback_table,
+    )
 
     with progress_line(not as_json) as say:
         result = run_demo(contacts=contacts, seed=seed, database=db, now=_now(), progress=say)
@@ -98,28 +107,39 @@ def demo(
         return
     s = data["summary"]
     summary = ChannelSummary(
-        s["primary_model"], s["models"],
-        [ChannelRow(name, v["sessions"], v["contacts"], v["deals"], v["won"], v["revenue"]) for name, v in s["channels"].items()],
-        s["won_revenue"], s["totals"],
+        s["primary_model"],
+        s["models"],
+        [
+            ChannelRow(name, v["sessions"], v["contacts"], v["deals"], v["won"], v["revenue"])
+            for name, v in s["channels"].items()
+        ],
+        s["won_revenue"],
+        s["totals"],
     )
     company = data["company"]
     console.rule("[bold]closedloop demo")
-    console.print(f"Synthetic company: {company['contacts']:,} contacts, {company['deals']:,} deals, "
-                  f"{company['sessions']:,} web sessions. Store: {data['database']}")
+    console.print(
+        f"Synthetic company: {company['contacts']:,} contacts, {company['deals']:,} deals, "
+        f"{company['sessions']:,} web sessions. Store: {data['database']}"
+    )
     console.print(channel_table(summary))
     console.print(revenue_chart(summary))
     console.print(f"Won revenue {s['won_revenue']:,.0f}; every model credits exactly that much.")
     console.print(writeback_table(data["first_run"]["writeback"]))
     console.print(api_calls_table(data["first_run"]["api_calls"], title="API calls of the first run"))
     second = data["second_run"]["writeback"] or {}
-    console.print(f"Second run, immediately after: [bold]{second.get('properties_written', 0)}[/] "
-                  f"properties written, {second.get('records_failed', 0)} failed.")
+    console.print(
+        f"Second run, immediately after: [bold]{second.get('properties_written', 0)}[/] "
+        f"properties written, {second.get('records_failed', 0)} failed."
+    )
     for title, props in data["crm_sample"].items():
         console.print(f"[bold]In the CRM now[/], {title}:")
         for key, value in props.items():
             console.print(f"   {key} = {value}")
     secs = data["seconds"]
-    console.print(f"Done in {secs['total']:.1f}s (first run {secs['first_run']:.1f}s, second {secs['second_run']:.1f}s).")
+    console.print(
+        f"Done in {secs['total']:.1f}s (first run {secs['first_run']:.1f}s, second {secs['second_run']:.1f}s)."
+    )
 
 
 @app.command()
@@ -137,11 +157,30 @@ def run(
     engine = open_store(cfg.store.url)
     connectors = build_connectors(cfg)
     with progress_line(not as_json) as say:
-        report = run_once(engine=engine, config=cfg, sources=connectors.sources, writer=connectors.writer,
-                          log=connectors.log, now=_now(), progress=say)
+        report = run_once(
+            engine=engine,
+            config=cfg,
+            sources=connectors.sources,
+            writer=connectors.writer,
+            log=connectors.log,
+            now=_now(),
+            progress=say,
+        )
     if as_json:
-        sys.stdout.write(json.dumps({"run_id": report.run_id, "status": report.status, "errors": report.errors,
-                                     **report.stats(), "api_calls": report.api_calls}, indent=2, default=str) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "run_id": report.run_id,
+                    "status": report.status,
+                    "errors": report.errors,
+                    **report.stats(),
+                    "api_calls": report.api_calls,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
     else:
         console.print(f"Run {report.run_id}: [bold]{report.status}[/] in {report.duration_s:.1f}s")
         for stream, counts in report.pulled.items():
@@ -205,8 +244,10 @@ def writeback(
         err.print("No CRM is configured to write to.")
         raise typer.Exit(2)
     stats = run_writeback(engine, cfg, connectors.writer, now=_now())
-    console.print(f"Wrote {stats.properties_written:,} values on {stats.objects_written:,} objects; "
-                  f"{stats.records_failed:,} failed.")
+    console.print(
+        f"Wrote {stats.properties_written:,} values on {stats.objects_written:,} objects; "
+        f"{stats.records_failed:,} failed."
+    )
 
 
 @app.command()
@@ -225,8 +266,19 @@ def runs(
     with Session(open_store(cfg.store.url)) as session:
         rows = session.exec(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
     table = Table(title="Recent runs", title_justify="left")
-    for col in ("Run", "Job", "Started (UTC)", "Status", "Seconds", "Pulled", "Touchpoints Δ", "Credits Δ",
-                "Written", "Failed", "API calls"):
+    for col in (
+        "Run",
+        "Job",
+        "Started (UTC)",
+        "Status",
+        "Seconds",
+        "Pulled",
+        "Touchpoints Δ",
+        "Credits Δ",
+        "Written",
+        "Failed",
+        "API calls",
+    ):
         table.add_column(col, justify="right" if col not in ("Job", "Status", "Started (UTC)") else "left")
     for r in rows:
         stats: dict[str, Any] = r.stats or {}
@@ -234,11 +286,19 @@ def runs(
         rb = stats.get("rebuild") or {}
         wb = stats.get("writeback") or {}
         calls = sum(n for statuses in (r.api_calls or {}).values() for n in statuses.values())
-        table.add_row(str(r.id), r.job, r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.status,
-                      f"{stats.get('duration_s', 0):.1f}", f"{pulled:,}",
-                      f"{(rb.get('touchpoints') or {}).get('changed', 0):,}",
-                      f"{(rb.get('credits') or {}).get('changed', 0):,}",
-                      f"{wb.get('properties_written', 0):,}", f"{wb.get('records_failed', 0):,}", f"{calls:,}")
+        table.add_row(
+            str(r.id),
+            r.job,
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.status,
+            f"{stats.get('duration_s', 0):.1f}",
+            f"{pulled:,}",
+            f"{(rb.get('touchpoints') or {}).get('changed', 0):,}",
+            f"{(rb.get('credits') or {}).get('changed', 0):,}",
+            f"{wb.get('properties_written', 0):,}",
+            f"{wb.get('records_failed', 0):,}",
+            f"{calls:,}",
+        )
     console.print(table)
 
 
@@ -246,8 +306,10 @@ def runs(
 def config_validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Check the config; every problem is listed with file, line and field."""
     cfg = load_or_exit(config)
-    console.print(f"[green]{config}: valid.[/] CRM {cfg.crm}; store {cfg.store.url.split('://')[0]}; "
-                  f"models {', '.join(cfg.attribution.models)}")
+    console.print(
+        f"[green]{config}: valid.[/] CRM {cfg.crm}; store {cfg.store.url.split('://')[0]}; "
+        f"models {', '.join(cfg.attribution.models)}"
+    )
 
 
 @config_app.command("schema")
@@ -272,7 +334,9 @@ def sandbox_serve(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic company.")] = 7,
     hubspot_port: Annotated[int, typer.Option(help="Port of the HubSpot emulator (0: any free port).")] = 0,
     ga4_port: Annotated[int, typer.Option(help="Port of the GA4 emulator (0: any free port).")] = 0,
-    config_out: Annotated[Path, typer.Option(help="Where to write a config pointing at the sandbox.")] = Path("closedloop.sandbox.yaml"),
+    config_out: Annotated[Path, typer.Option(help="Where to write a config pointing at the sandbox.")] = Path(
+        "closedloop.sandbox.yaml"
+    ),
     store: Annotated[str, typer.Option(help="Store URL written into that config.")] = "sqlite:///closedloop-sandbox.db",
 ) -> None:
     """Serve the HubSpot and GA4 emulators on 127.0.0.1 until Ctrl-C, for trying a config by hand."""
@@ -301,16 +365,13 @@ def sandbox_serve(
     console.print("Sandbox stopped.")
 
 
-def _register_optional() -> None:
+def _register_subcommands() -> None:
     """Commands owned by other subpackages register themselves here."""
     from closedloop.attribution.command import register as register_attribute
+    from closedloop.mapping.command import register as register_mapping
 
     register_attribute(app)
-    try:
-        from closedloop.mapping.command import register as register_mapping
-    except ImportError:  # pragma: no cover - mapping tools not installed yet
-        return
     register_mapping(app)
 
 
-_register_optional()
+_register_subcommands()

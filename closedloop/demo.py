@@ -40,16 +40,28 @@ class DemoResult:
             "company": self.company,
             "seconds": self.seconds,
             "summary": self.summary,
-            "first_run": {**self.first.stats(), "status": self.first.status, "errors": self.first.errors,
-                          "api_calls": self.first.api_calls},
-            "second_run": {**self.second.stats(), "status": self.second.status, "errors": self.second.errors,
-                           "api_calls": self.second.api_calls},
+            "first_run": {
+                **self.first.stats(),
+                "status": self.first.status,
+                "errors": self.first.errors,
+                "api_calls": self.first.api_calls,
+            },
+            "second_run": {
+                **self.second.stats(),
+                "status": self.second.status,
+                "errors": self.second.errors,
+                "api_calls": self.second.api_calls,
+            },
             "crm_sample": self.crm_sample,
         }
 
 
 def run_demo(
-    *, contacts: int = 2000, seed: int = 7, database: Path | None = None, now: datetime | None = None,
+    *,
+    contacts: int = 2000,
+    seed: int = 7,
+    database: Path | None = None,
+    now: datetime | None = None,
     progress: Progress | None = None,
 ) -> DemoResult:
     say = progress or (lambda _msg: None)
@@ -73,9 +85,17 @@ def run_demo(
             for label in ("first", "second"):
                 t = time.perf_counter()
                 connectors = build_connectors(config)
-                reports.append(run_once(engine=engine, config=config, sources=connectors.sources,
-                                        writer=connectors.writer, log=connectors.log, now=now,
-                                        progress=lambda msg, label=label: say(f"[{label} run] {msg}")))
+                reports.append(
+                    run_once(
+                        engine=engine,
+                        config=config,
+                        sources=connectors.sources,
+                        writer=connectors.writer,
+                        log=connectors.log,
+                        now=now,
+                        progress=_prefixed(say, f"[{label} run] "),
+                    )
+                )
                 timings[f"{label}_run"] = time.perf_counter() - t
             summary = channel_summary(engine, config).as_dict()
             sample = _crm_sample(sandbox, config.writeback.property_prefix)
@@ -83,11 +103,18 @@ def run_demo(
             engine.dispose()
     timings["total"] = time.perf_counter() - t0
     return DemoResult(
-        first=reports[0], second=reports[1], summary=summary, database=str(database),
-        company={"contacts": len(company.contacts), "deals": len(company.deals),
-                 "sessions": len(company.sessions)},
-        seconds={k: round(v, 2) for k, v in timings.items()}, crm_sample=sample,
+        first=reports[0],
+        second=reports[1],
+        summary=summary,
+        database=str(database),
+        company={"contacts": len(company.contacts), "deals": len(company.deals), "sessions": len(company.sessions)},
+        seconds={k: round(v, 2) for k, v in timings.items()},
+        crm_sample=sample,
     )
+
+
+def _prefixed(say: Progress, prefix: str) -> Progress:
+    return lambda message: say(prefix + message)
 
 
 def _crm_sample(sandbox: Any, prefix: str) -> dict[str, dict[str, Any]]:

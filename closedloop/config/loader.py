@@ -91,7 +91,11 @@ def parse_config(text: str, *, file: str = "<config>", environ: Mapping[str, str
 
 
 def _to_python(
-    node: yaml.Node, loc: Loc, lines: dict[Loc, int], env: Mapping[str, str], file: str,
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    env: Mapping[str, str],
+    file: str,
     problems: list[Problem],
 ) -> Any:
     lines[loc] = node.start_mark.line + 1
@@ -108,26 +112,32 @@ def _to_python(
             if _SECRET_KEYS.search(key) and isinstance(value_node, yaml.ScalarNode):
                 raw = str(value_node.value)
                 if raw and not _ENV_REF.fullmatch(raw.strip()):
-                    problems.append(Problem(
-                        file, lines[child], _dotted(child),
-                        "secrets must not be written into the file; use ${ENV_VAR} or "
-                        f"{key}_file: /path/to/secret",
-                    ))
+                    problems.append(
+                        Problem(
+                            file,
+                            lines[child],
+                            _dotted(child),
+                            "secrets must not be written into the file; use ${ENV_VAR} or "
+                            f"{key}_file: /path/to/secret",
+                        )
+                    )
                     value = None
             out[key] = value
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(item, (*loc, i), lines, env, file, problems) for i, item in enumerate(node.value)
-        ]
+        return [_to_python(item, (*loc, i), lines, env, file, problems) for i, item in enumerate(node.value)]
     value = _SCALARS.construct_object(node) if node.tag != "tag:yaml.org,2002:str" else node.value
     if isinstance(value, str) and "${" in value:
         missing = [name for name in _ENV_REF.findall(value) if name not in env]
         if missing:
-            problems.append(Problem(
-                file, lines[loc], _dotted(loc),
-                f"environment variable {', '.join(missing)} is not set",
-            ))
+            problems.append(
+                Problem(
+                    file,
+                    lines[loc],
+                    _dotted(loc),
+                    f"environment variable {', '.join(missing)} is not set",
+                )
+            )
             return None
         return _ENV_REF.sub(lambda m: env[m.group(1)], value)
     return value

@@ -16,7 +16,12 @@ from typing import Any, Protocol, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from closedloop.connectors.errors import AuthError, ClosedloopAPIError, RateLimitedError, RetriableAPIError
+from closedloop.connectors.errors import (
+    AuthError,
+    ClosedloopAPIError,
+    RateLimitedError,
+    RetriableAPIError,
+)
 
 T = TypeVar("T")
 Translate = Callable[[BaseException, str], ClosedloopAPIError | None]
@@ -43,7 +48,8 @@ class ApiCallLog:
     def total(self, *, service: str | None = None, endpoint_contains: str = "") -> int:
         with self._lock:
             return sum(
-                n for (svc, ep, _), n in self._counts.items()
+                n
+                for (svc, ep, _), n in self._counts.items()
                 if (service is None or svc == service) and endpoint_contains in ep
             )
 
@@ -81,7 +87,7 @@ class Caller:
         max_retries: int = 6,
         limiter: Limiter | None = None,
         refresh_credentials: Callable[[], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.service = service
         self.log = log
@@ -89,11 +95,15 @@ class Caller:
         self.max_retries = max_retries
         self.limiter = limiter or NoLimit()
         self.refresh_credentials = refresh_credentials
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep
 
     def call(
-        self, endpoint: str, fn: Callable[..., T], *args: Any,
-        status_of: Callable[[T], int] | None = None, headers_of: Callable[[T], dict[str, str]] | None = None,
+        self,
+        endpoint: str,
+        fn: Callable[..., T],
+        *args: Any,
+        status_of: Callable[[T], int] | None = None,
+        headers_of: Callable[[T], dict[str, str]] | None = None,
         **kwargs: Any,
     ) -> T:
         refreshed = False
@@ -107,8 +117,13 @@ class Caller:
                 self.refresh_credentials()
 
     def _with_retries(
-        self, endpoint: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
-        status_of: Callable[[T], int] | None, headers_of: Callable[[T], dict[str, str]] | None,
+        self,
+        endpoint: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        status_of: Callable[[T], int] | None,
+        headers_of: Callable[[T], dict[str, str]] | None,
     ) -> T:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -123,8 +138,13 @@ class Caller:
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _once(
-        self, endpoint: str, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
-        status_of: Callable[[T], int] | None, headers_of: Callable[[T], dict[str, str]] | None,
+        self,
+        endpoint: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        status_of: Callable[[T], int] | None,
+        headers_of: Callable[[T], dict[str, str]] | None,
     ) -> T:
         self.limiter.acquire(endpoint)
         try:

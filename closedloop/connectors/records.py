@@ -80,8 +80,14 @@ class WebSessionRecord:
     @property
     def key(self) -> str:
         return "|".join(
-            (self.client_id, self.started_at.strftime("%Y%m%d%H%M"), self.source, self.medium,
-             self.campaign, self.landing_page)
+            (
+                self.client_id,
+                self.started_at.strftime("%Y%m%d%H%M"),
+                self.source,
+                self.medium,
+                self.campaign,
+                self.landing_page,
+            )
         )
 
 

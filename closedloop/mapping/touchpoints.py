@@ -57,30 +57,53 @@ def touchpoint_id(contact_id: str, key: str) -> int:
 
 
 def session_touchpoint(contact_id: str, session: SessionRow, mapper: ChannelMapper) -> TouchpointRow:
-    match = mapper.assign(RawTouch(
-        source=session.source, medium=session.medium, campaign=session.campaign,
-        landing_page=session.landing_page,
-    ))
+    match = mapper.assign(
+        RawTouch(
+            source=session.source,
+            medium=session.medium,
+            campaign=session.campaign,
+            landing_page=session.landing_page,
+        )
+    )
     return TouchpointRow(
-        id=touchpoint_id(contact_id, session.key), contact_id=contact_id, key=session.key,
-        occurred_at=session.started_at, channel=match.channel, subchannel=match.subchannel,
-        source=session.source, medium=session.medium, campaign=session.campaign,
-        landing_page=session.landing_page, is_offline=False, rule=match.rule,
+        id=touchpoint_id(contact_id, session.key),
+        contact_id=contact_id,
+        key=session.key,
+        occurred_at=session.started_at,
+        channel=match.channel,
+        subchannel=match.subchannel,
+        source=session.source,
+        medium=session.medium,
+        campaign=session.campaign,
+        landing_page=session.landing_page,
+        is_offline=False,
+        rule=match.rule,
     )
 
 
 def offline_touchpoint(
-    contact_id: str, created_at: datetime, offline: OfflineSource, mapper: ChannelMapper,
+    contact_id: str,
+    created_at: datetime,
+    offline: OfflineSource,
+    mapper: ChannelMapper,
 ) -> TouchpointRow | None:
     if not offline.source:
         return None
     match = mapper.offline_channel(offline.source, offline.detail_1 or "", offline.detail_2 or "")
     key = f"crm:{contact_id}"
     return TouchpointRow(
-        id=touchpoint_id(contact_id, key), contact_id=contact_id, key=key, occurred_at=created_at,
-        channel=match.channel, subchannel=match.subchannel, source=offline.source,
-        medium=offline.detail_1 or "", campaign=offline.detail_2 or "", landing_page="",
-        is_offline=True, rule=match.rule,
+        id=touchpoint_id(contact_id, key),
+        contact_id=contact_id,
+        key=key,
+        occurred_at=created_at,
+        channel=match.channel,
+        subchannel=match.subchannel,
+        source=offline.source,
+        medium=offline.detail_1 or "",
+        campaign=offline.detail_2 or "",
+        landing_page="",
+        is_offline=True,
+        rule=match.rule,
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
@@ -19,9 +19,9 @@ from closedloop.store import models as m
 class ChannelRow:
     channel: str
     sessions: int = 0
-    contacts: float = 0.0   # contacts created, credited under the primary model
-    deals: float = 0.0      # deals created, credited under the primary model
-    won: float = 0.0        # deals won, credited under the primary model
+    contacts: float = 0.0  # contacts created, credited under the primary model
+    deals: float = 0.0  # deals created, credited under the primary model
+    won: float = 0.0  # deals won, credited under the primary model
     revenue: dict[str, float] = field(default_factory=dict)  # model -> credited won revenue
 
 
@@ -41,9 +41,13 @@ class ChannelSummary:
             "totals": {k: round(v, 2) for k, v in self.totals.items()},
             "channels": {
                 r.channel: {
-                    "sessions": r.sessions, "contacts": round(r.contacts, 3), "deals": round(r.deals, 3),
-                    "won": round(r.won, 3), "revenue": {k: round(v, 2) for k, v in r.revenue.items()},
-                } for r in self.rows
+                    "sessions": r.sessions,
+                    "contacts": round(r.contacts, 3),
+                    "deals": round(r.deals, 3),
+                    "won": round(r.won, 3),
+                    "revenue": {k: round(v, 2) for k, v in r.revenue.items()},
+                }
+                for r in self.rows
             },
         }
 
@@ -58,18 +62,27 @@ def channel_summary(engine: Engine, config: Config) -> ChannelSummary:
 
     with Session(engine) as session:
         for source, medium, campaign, landing, n in session.execute(
-            select(m.WebSession.source, m.WebSession.medium, m.WebSession.campaign, m.WebSession.landing_page,
-                   func.sum(m.WebSession.sessions))
-            .group_by(m.WebSession.source, m.WebSession.medium, m.WebSession.campaign, m.WebSession.landing_page)
+            select(
+                col(m.WebSession.source),
+                col(m.WebSession.medium),
+                col(m.WebSession.campaign),
+                col(m.WebSession.landing_page),
+                func.sum(col(m.WebSession.sessions)),
+            ).group_by(
+                col(m.WebSession.source),
+                col(m.WebSession.medium),
+                col(m.WebSession.campaign),
+                col(m.WebSession.landing_page),
+            )
         ):
             raw = RawTouch(source=source, medium=medium, campaign=campaign, landing_page=landing)
             row(mapper.assign(raw).channel).sessions += int(n or 0)
         counts: dict[tuple[str, str], float] = defaultdict(float)
         for kind, channel, weight in session.execute(
-            select(m.Conversion.kind, m.Credit.channel, func.sum(m.Credit.weight))
-            .join(m.Conversion, m.Conversion.id == m.Credit.conversion_id)  # type: ignore[arg-type]
-            .where(m.Credit.model == primary)
-            .group_by(m.Conversion.kind, m.Credit.channel)
+            select(col(m.Conversion.kind), col(m.Credit.channel), func.sum(col(m.Credit.weight)))
+            .join(m.Conversion, col(m.Conversion.id) == col(m.Credit.conversion_id))
+            .where(col(m.Credit.model) == primary)
+            .group_by(col(m.Conversion.kind), col(m.Credit.channel))
         ):
             counts[(kind, channel)] += float(weight or 0)
         for (kind, channel), value in counts.items():
@@ -81,19 +94,29 @@ def channel_summary(engine: Engine, config: Config) -> ChannelSummary:
             elif kind == "deal_won":
                 target.won += value
         for model, channel, revenue in session.execute(
-            select(m.Credit.model, m.Credit.channel, func.sum(m.Credit.revenue))
-            .join(m.Conversion, m.Conversion.id == m.Credit.conversion_id)  # type: ignore[arg-type]
-            .where(m.Conversion.kind == "deal_won")
-            .group_by(m.Credit.model, m.Credit.channel)
+            select(col(m.Credit.model), col(m.Credit.channel), func.sum(col(m.Credit.revenue)))
+            .join(m.Conversion, col(m.Conversion.id) == col(m.Credit.conversion_id))
+            .where(col(m.Conversion.kind) == "deal_won")
+            .group_by(col(m.Credit.model), col(m.Credit.channel))
         ):
             row(channel).revenue[model] = float(revenue or 0)
-        won_revenue = float(session.execute(
-            select(func.coalesce(func.sum(m.Conversion.value), 0.0)).where(m.Conversion.kind == "deal_won")
-        ).scalar_one())
+        won_revenue = float(
+            session.execute(
+                select(func.coalesce(func.sum(col(m.Conversion.value)), 0.0)).where(
+                    col(m.Conversion.kind) == "deal_won"
+                )
+            ).scalar_one()
+        )
         totals = {
-            "contacts": float(session.execute(select(func.count()).select_from(m.Contact).where(m.Contact.merged_into.is_(None))).scalar_one()),  # type: ignore[union-attr]
+            "contacts": float(
+                session.execute(
+                    select(func.count()).select_from(m.Contact).where(col(m.Contact.merged_into).is_(None))
+                ).scalar_one()
+            ),
             "deals": float(session.execute(select(func.count()).select_from(m.Deal)).scalar_one()),
-            "won": float(session.execute(select(func.count()).select_from(m.Deal).where(m.Deal.is_won)).scalar_one()),  # type: ignore[arg-type]
+            "won": float(
+                session.execute(select(func.count()).select_from(m.Deal).where(col(m.Deal.is_won))).scalar_one()
+            ),
             "sessions": float(sum(r.sessions for r in rows.values())),
         }
     ordered = sorted(rows.values(), key=lambda r: (-r.revenue.get(primary, 0.0), -r.sessions, r.channel))

@@ -17,10 +17,13 @@ def money(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def channel_table(summary: ChannelSummary, *, max_models: int = 6) -> Table:
+def channel_table(summary: ChannelSummary, *, max_models: int = 8) -> Table:
     models = summary.models[:max_models]
-    table = Table(title=f"Channels (counts credited under {summary.primary_model}; revenue per model)",
-                  title_justify="left", header_style="bold")
+    table = Table(
+        title=f"Channels (counts credited under {summary.primary_model}; revenue per model)",
+        title_justify="left",
+        header_style="bold",
+    )
     table.add_column("Channel", style="cyan", no_wrap=True)
     for name in ("Sessions", "Contacts", "Deals", "Won"):
         table.add_column(name, justify="right")
@@ -28,14 +31,21 @@ def channel_table(summary: ChannelSummary, *, max_models: int = 6) -> Table:
         table.add_column(f"{model}\nrevenue", justify="right")
     for row in summary.rows:
         table.add_row(
-            row.channel, f"{row.sessions:,}", f"{row.contacts:,.1f}", f"{row.deals:,.1f}", f"{row.won:,.1f}",
+            row.channel,
+            f"{row.sessions:,}",
+            f"{row.contacts:,.1f}",
+            f"{row.deals:,.1f}",
+            f"{row.won:,.1f}",
             *(money(row.revenue.get(model, 0.0)) for model in models),
         )
     totals = summary.totals
     table.add_section()
     table.add_row(
-        "Total", f"{int(totals.get('sessions', 0)):,}", f"{totals.get('contacts', 0):,.0f}",
-        f"{totals.get('deals', 0):,.0f}", f"{totals.get('won', 0):,.0f}",
+        "Total",
+        f"{int(totals.get('sessions', 0)):,}",
+        f"{totals.get('contacts', 0):,.0f}",
+        f"{totals.get('deals', 0):,.0f}",
+        f"{totals.get('won', 0):,.0f}",
         *(money(sum(r.revenue.get(model, 0.0) for r in summary.rows)) for model in models),
         style="bold",
     )
@@ -63,8 +73,9 @@ def api_calls_table(api_calls: Mapping[str, Mapping[str, int]], *, title: str = 
     table.add_column("Calls", justify="right")
     table.add_column("By status")
     for endpoint, statuses in sorted(api_calls.items()):
-        table.add_row(endpoint, f"{sum(statuses.values()):,}",
-                      ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())))
+        table.add_row(
+            endpoint, f"{sum(statuses.values()):,}", ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
+        )
     return table
 
 

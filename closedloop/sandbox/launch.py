@@ -8,12 +8,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from closedloop.config.attribution import AttributionConfig
 from closedloop.config.models import Config, GA4Config, HubSpotConfig, StoreConfig
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.ga4 import GA4Sandbox, GA4State
 from closedloop.sandbox.hubspot import HubSpotSandbox, HubSpotState
 
-SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - a fixed token the local emulator accepts, not a secret
+DEMO_MODELS = ["first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay", "markov"]
+SANDBOX_TOKEN = "sandbox-token"
 
 
 @dataclass(slots=True)
@@ -33,12 +35,12 @@ class RunningSandbox:
         self.stop()
 
     def config(self, *, store_url: str, **overrides: Any) -> Config:
-        """A config pointing every service at this sandbox."""
+        """A config pointing every service at this sandbox, comparing the common models."""
+        overrides.setdefault("attribution", AttributionConfig(models=DEMO_MODELS))
         return Config(
             store=StoreConfig(url=store_url),
             hubspot=HubSpotConfig(base_url=self.hubspot.url, access_token=SecretStr(SANDBOX_TOKEN)),
-            ga4=GA4Config(property_id=self.company.ga4_property_id, base_url=self.ga4.url,
-                          initial_days=400),
+            ga4=GA4Config(property_id=self.company.ga4_property_id, base_url=self.ga4.url, initial_days=400),
             **overrides,
         )
 
@@ -50,20 +52,26 @@ class RunningSandbox:
             f"store:\n  url: {store_url}\n"
             "crm: hubspot\n"
             f"hubspot:\n  base_url: {self.hubspot.url}\n  access_token: ${{CLOSEDLOOP_SANDBOX_TOKEN}}\n"
-            f"ga4:\n  property_id: \"{self.company.ga4_property_id}\"\n  base_url: {self.ga4.url}\n"
+            f'ga4:\n  property_id: "{self.company.ga4_property_id}"\n  base_url: {self.ga4.url}\n'
             "  initial_days: 400\n"
         )
 
 
 def start_sandbox(
-    company: Company, *, now: datetime, hubspot_port: int = 0, ga4_port: int = 0, latency: float = 0.0,
+    company: Company,
+    *,
+    now: datetime,
+    hubspot_port: int = 0,
+    ga4_port: int = 0,
+    latency: float = 0.0,
     burst_limit: int = 100,
 ) -> RunningSandbox:
     hs_state = HubSpotState()
     hs_state.load_company(company)
     ga_state = GA4State(property_id=company.ga4_property_id, time_zone=company.ga4_time_zone)
     ga_state.load_company(company)
-    hubspot = HubSpotSandbox(hs_state, port=hubspot_port, latency=latency, access_token=SANDBOX_TOKEN,
-                             burst_limit=burst_limit).start()
+    hubspot = HubSpotSandbox(
+        hs_state, port=hubspot_port, latency=latency, access_token=SANDBOX_TOKEN, burst_limit=burst_limit
+    ).start()
     ga4 = GA4Sandbox(ga_state, port=ga4_port, latency=latency, now=lambda: now).start()
     return RunningSandbox(hubspot, ga4, company)

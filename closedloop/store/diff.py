@@ -57,13 +57,13 @@ def replace_scope(
     columns = list(rows[0].keys()) if rows else [c.name for c in table.columns]
     existing: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for start in range(0, len(scope_values), 5000):
-        chunk = list(scope_values[start:start + 5000])
+        chunk = list(scope_values[start : start + 5000])
         result = session.execute(select(*(table.c[c] for c in columns)).where(table.c[scope_column].in_(chunk)))
-        for row in result:
-            record = dict(zip(columns, row, strict=True))
+        for found in result:
+            record = dict(zip(columns, found, strict=True))
             existing[tuple(record[k] for k in key)] = tuple(_comparable(record[c]) for c in columns)
     wanted = {tuple(r[k] for k in key): r for r in rows}
-    to_write = []
+    to_write: list[dict[str, Any]] = []
     for k, row in wanted.items():
         before = existing.get(k)
         if before is None:
@@ -75,7 +75,7 @@ def replace_scope(
     removed = [k for k in existing if k not in wanted]
     counts.deleted = len(removed)
     for start in range(0, len(removed), 2000):
-        chunk = removed[start:start + 2000]
+        chunk = removed[start : start + 2000]
         if len(key) == 1:
             session.execute(delete(table).where(table.c[key[0]].in_([k[0] for k in chunk])))
         else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -26,11 +25,8 @@ from closedloop.connectors.records import (
     WebSessionRecord,
 )
 from closedloop.store import models as m
-from closedloop.store.upsert import upsert
-
-
-def _table(model: type[Any]) -> Any:
-    return model.__table__
+from closedloop.store.models import table
+from closedloop.store.upsert import shallow_dict, upsert
 
 
 def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str]:
@@ -44,42 +40,58 @@ def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str
     if deals := groups.get(DealRecord):
         counts["deals"] = store_deals(session, deals, groups.get(DealContactLink, []))
     if events := groups.get(DealStageEvent):
-        counts["deal_stage_events"] = upsert(session, _table(m.DealStageEvent), [asdict(e) for e in events],
-                                             key=("deal_id", "stage", "entered_at"))
+        counts["deal_stage_events"] = upsert(
+            session, table(m.DealStageEvent), [shallow_dict(e) for e in events], key=("deal_id", "stage", "entered_at")
+        )
     if sessions := groups.get(WebSessionRecord):
         counts["web_sessions"] = store_web_sessions(session, sessions)
     if stages := groups.get(PipelineStage):
-        counts["pipeline_stages"] = upsert(session, _table(m.PipelineStage), [asdict(s) for s in stages],
-                                           key=("pipeline_id", "stage_id"))
+        counts["pipeline_stages"] = upsert(
+            session, table(m.PipelineStage), [shallow_dict(s) for s in stages], key=("pipeline_id", "stage_id")
+        )
     if batch.quarantined:
         counts["quarantined"] = store_quarantine(session, batch.quarantined, now=now)
-    upsert(session, _table(m.SyncCursor), [{"stream": batch.stream, "state": batch.cursor, "updated_at": now}],
-           key=("stream",))
+    upsert(
+        session,
+        table(m.SyncCursor),
+        [{"stream": batch.stream, "state": batch.cursor, "updated_at": now}],
+        key=("stream",),
+    )
     return counts
 
 
 def store_contacts(session: Session, contacts: list[ContactRecord]) -> int:
-    rows = [{
-        "id": c.crm_id, "created_at": c.created_at, "updated_at": c.updated_at, "email_hash": c.email_hash,
-        "lifecycle_stage": c.lifecycle_stage, "original_source": c.original_source,
-        "original_source_detail_1": c.original_source_detail_1,
-        "original_source_detail_2": c.original_source_detail_2,
-        "utm_source": c.utm.get("source"), "utm_medium": c.utm.get("medium"),
-        "utm_campaign": c.utm.get("campaign"), "merged_into": None, "properties": c.properties,
-    } for c in contacts]
-    upsert(session, _table(m.Contact), rows, key=("id",))
+    rows = [
+        {
+            "id": c.crm_id,
+            "created_at": c.created_at,
+            "updated_at": c.updated_at,
+            "email_hash": c.email_hash,
+            "lifecycle_stage": c.lifecycle_stage,
+            "original_source": c.original_source,
+            "original_source_detail_1": c.original_source_detail_1,
+            "original_source_detail_2": c.original_source_detail_2,
+            "utm_source": c.utm.get("source"),
+            "utm_medium": c.utm.get("medium"),
+            "utm_campaign": c.utm.get("campaign"),
+            "merged_into": None,
+            "properties": c.properties,
+        }
+        for c in contacts
+    ]
+    upsert(session, table(m.Contact), rows, key=("id",))
     ids = [c.crm_id for c in contacts]
     # A contact's identities are replaced whole: a removed client id must stop matching.
     session.execute(delete(m.ContactIdentity).where(m.ContactIdentity.contact_id.in_(ids)))  # type: ignore[attr-defined]
     identity_rows = [
-        {"kind": kind, "value": value, "contact_id": c.crm_id}
-        for c in contacts for kind, value in _identity_keys(c)
+        {"kind": kind, "value": value, "contact_id": c.crm_id} for c in contacts for kind, value in _identity_keys(c)
     ]
-    upsert(session, _table(m.ContactIdentity), identity_rows, key=("kind", "value", "contact_id"))
+    upsert(session, table(m.ContactIdentity), identity_rows, key=("kind", "value", "contact_id"))
     for contact in contacts:
         if contact.merged_ids:
             session.execute(
-                update(m.Contact).where(m.Contact.id.in_(contact.merged_ids))  # type: ignore[attr-defined]
+                update(m.Contact)
+                .where(m.Contact.id.in_(contact.merged_ids))  # type: ignore[attr-defined]
                 .values(merged_into=contact.crm_id)
             )
     return len(rows)
@@ -94,39 +106,67 @@ def _identity_keys(contact: ContactRecord) -> Iterable[tuple[str, str]]:
 
 
 def store_deals(session: Session, deals: list[DealRecord], links: list[DealContactLink]) -> int:
-    rows = [{
-        "id": d.crm_id, "created_at": d.created_at, "updated_at": d.updated_at, "name": d.name,
-        "pipeline": d.pipeline, "stage": d.stage, "amount": d.amount, "closed_at": d.closed_at,
-        "is_won": d.is_won, "is_closed": d.is_closed, "properties": d.properties,
-    } for d in deals]
-    upsert(session, _table(m.Deal), rows, key=("id",))
+    rows = [
+        {
+            "id": d.crm_id,
+            "created_at": d.created_at,
+            "updated_at": d.updated_at,
+            "name": d.name,
+            "pipeline": d.pipeline,
+            "stage": d.stage,
+            "amount": d.amount,
+            "closed_at": d.closed_at,
+            "is_won": d.is_won,
+            "is_closed": d.is_closed,
+            "properties": d.properties,
+        }
+        for d in deals
+    ]
+    upsert(session, table(m.Deal), rows, key=("id",))
     ids = [d.crm_id for d in deals]
     session.execute(delete(m.DealContact).where(m.DealContact.deal_id.in_(ids)))  # type: ignore[attr-defined]
-    upsert(session, _table(m.DealContact), [asdict(link) for link in links], key=("deal_id", "contact_id"))
+    upsert(session, table(m.DealContact), [shallow_dict(link) for link in links], key=("deal_id", "contact_id"))
     return len(rows)
 
 
 def store_web_sessions(session: Session, sessions: list[WebSessionRecord]) -> int:
-    rows = [{
-        "key": s.key, "client_id": s.client_id, "started_at": s.started_at, "source": s.source,
-        "medium": s.medium, "campaign": s.campaign, "landing_page": s.landing_page,
-        "sessions": s.sessions, "engaged_sessions": s.engaged_sessions, "key_events": s.key_events,
-        "ad_cost": s.ad_cost,
-    } for s in sessions]
-    return upsert(session, _table(m.WebSession), rows, key=("key",))
+    rows = [
+        {
+            "key": s.key,
+            "client_id": s.client_id,
+            "started_at": s.started_at,
+            "source": s.source,
+            "medium": s.medium,
+            "campaign": s.campaign,
+            "landing_page": s.landing_page,
+            "sessions": s.sessions,
+            "engaged_sessions": s.engaged_sessions,
+            "key_events": s.key_events,
+            "ad_cost": s.ad_cost,
+        }
+        for s in sessions
+    ]
+    return upsert(session, table(m.WebSession), rows, key=("key",))
 
 
 def store_quarantine(session: Session, items: list[QuarantinedRecord], *, now: datetime) -> int:
     for item in items:
         existing = session.exec(
-            select(m.QuarantinedRow).where(m.QuarantinedRow.stream == item.stream, m.QuarantinedRow.record_key == item.record_key)
+            select(m.QuarantinedRow).where(
+                m.QuarantinedRow.stream == item.stream, m.QuarantinedRow.record_key == item.record_key
+            )
         ).first()
         if existing is None:
-            session.add(m.QuarantinedRow(
-                stream=item.stream, record_key=item.record_key, reason=item.reason,
-                payload=item.payload if isinstance(item.payload, dict) else {"value": item.payload},
-                first_seen=now, last_seen=now,
-            ))
+            session.add(
+                m.QuarantinedRow(
+                    stream=item.stream,
+                    record_key=item.record_key,
+                    reason=item.reason,
+                    payload=item.payload if isinstance(item.payload, dict) else {"value": item.payload},
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
         else:
             existing.reason, existing.last_seen = item.reason, now
             existing.times_seen += 1

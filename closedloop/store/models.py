@@ -10,10 +10,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from closedloop.store.types import UTCDateTime
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for bulk statements (SQLModel's stubs don't declare it)."""
+    return model.__table__  # type: ignore[attr-defined]
 
 
 def _utc(*, nullable: bool = False, index: bool = False) -> Any:
@@ -148,12 +153,21 @@ class Credit(SQLModel, table=True):
 
 
 class Spend(SQLModel, table=True):
+    """Cost per day: from a spend file (by channel) or GA4's advertiserAdCost (by source/medium).
+
+    GA4 rows keep source and medium raw; their channel comes from the mapping when read, so a
+    rule change re-channels spend exactly as it re-channels sessions.
+    """
+
     __tablename__ = "spend"
+    origin: str = Field(primary_key=True, max_length=32)  # "file:<name>" or "ga4"
     day: date = Field(primary_key=True)
-    channel: str = Field(primary_key=True, max_length=128)
+    channel: str = Field(primary_key=True, max_length=128, default="")
+    source: str = Field(primary_key=True, max_length=512, default="")
+    medium: str = Field(primary_key=True, max_length=512, default="")
     campaign: str = Field(primary_key=True, max_length=512, default="")
     cost: float = 0.0
-    origin: str = Field(default="file", max_length=32)
+    currency: str = Field(default="", max_length=8)
 
 
 class WritebackState(SQLModel, table=True):

@@ -11,29 +11,41 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from closedloop.attribution.engine import attribute_journeys
 from closedloop.attribution.journeys import build_journey
-from closedloop.attribution.types import ConversionKind, Journey, Touch
+from closedloop.attribution.types import Journey, Touch
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
-from closedloop.mapping.conversions import ConversionRow, DealFacts, contact_conversion, deal_conversions, won_date
+from closedloop.mapping.conversions import (
+    ConversionRow,
+    DealFacts,
+    contact_conversion,
+    deal_conversions,
+    won_date,
+)
 from closedloop.mapping.identity import IdentityGraph, IdentityKey
 from closedloop.mapping.milestones import MilestoneMapper
-from closedloop.mapping.touchpoints import OfflineSource, SessionRow, TouchpointRow, contact_touchpoints
+from closedloop.mapping.touchpoints import (
+    OfflineSource,
+    SessionRow,
+    TouchpointRow,
+    contact_touchpoints,
+)
 from closedloop.mapping.utm import RawTouch
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
+from closedloop.store.models import table
+from closedloop.store.upsert import shallow_dict
 
 CHUNK = 2000
 Progress = Callable[[str], None]
-DIRECT_CHANNELS = frozenset({"Direct"})
 
 
 @dataclass(slots=True)
@@ -83,21 +95,32 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
     with session_scope(engine) as session:
         say("writing touchpoints")
         for start in range(0, len(all_contact_ids), CHUNK):
-            scope = all_contact_ids[start:start + CHUNK]
-            rows = [asdict(t) for cid in scope if cid in contacts for t in contacts[cid].touches]
-            stats.touchpoints.add(replace_scope(
-                session, m.Touchpoint.__table__, scope_column="contact_id", scope_values=scope, rows=rows,  # type: ignore[attr-defined]
-                key=("id",),
-            ))
+            scope = all_contact_ids[start : start + CHUNK]
+            rows = [shallow_dict(t) for cid in scope if cid in contacts for t in contacts[cid].touches]
+            stats.touchpoints.add(
+                replace_scope(
+                    session,
+                    table(m.Touchpoint),
+                    scope_column="contact_id",
+                    scope_values=scope,
+                    rows=rows,
+                    key=("id",),
+                )
+            )
     conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
     for deal, won_at in deals:
         conversions.extend(deal_conversions(deal, won_at))
     with session_scope(engine) as session:
-        stats.conversions.add(replace_scope(
-            session, m.Conversion.__table__, scope_column="kind",  # type: ignore[attr-defined]
-            scope_values=["contact_created", "deal_created", "deal_won"],
-            rows=[asdict(c) for c in conversions], key=("id",),
-        ))
+        stats.conversions.add(
+            replace_scope(
+                session,
+                table(m.Conversion),
+                scope_column="kind",
+                scope_values=["contact_created", "deal_created", "deal_won"],
+                rows=[shallow_dict(c) for c in conversions],
+                key=("id",),
+            )
+        )
     say("attributing conversions")
     credit_rows = _credits(config, contacts, deals, conversions, anonymous)
     with session_scope(engine) as session:
@@ -105,26 +128,43 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
         by_conversion: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in credit_rows:
             by_conversion[row["conversion_id"]].append(row)
-        stale = [r[0] for r in session.execute(select(m.Credit.conversion_id).distinct())]  # type: ignore[call-overload]
+        stale = [r[0] for r in session.execute(select(col(m.Credit.conversion_id)).distinct())]
         scope_ids = sorted(set(conversion_ids) | set(stale))
         for start in range(0, len(scope_ids), CHUNK):
-            scope = scope_ids[start:start + CHUNK]
+            scope = scope_ids[start : start + CHUNK]
             rows = [r for cid in scope for r in by_conversion.get(cid, [])]
-            stats.credits.add(replace_scope(
-                session, m.Credit.__table__, scope_column="conversion_id", scope_values=scope,  # type: ignore[attr-defined]
-                rows=rows, key=("conversion_id", "touchpoint_id", "model"),
-            ))
+            stats.credits.add(
+                replace_scope(
+                    session,
+                    table(m.Credit),
+                    scope_column="conversion_id",
+                    scope_values=scope,
+                    rows=rows,
+                    key=("conversion_id", "touchpoint_id", "model"),
+                )
+            )
     return stats
 
 
 def _load_contacts(session: Session) -> tuple[IdentityGraph, dict[str, _ContactInfo], list[str]]:
-    keys = [(cid, IdentityKey(kind, value)) for kind, value, cid in _stream(
-        session, select(m.ContactIdentity.kind, m.ContactIdentity.value, m.ContactIdentity.contact_id))]
+    keys = [
+        (cid, IdentityKey(kind, value))
+        for kind, value, cid in _stream(
+            session,
+            select(col(m.ContactIdentity.kind), col(m.ContactIdentity.value), col(m.ContactIdentity.contact_id)),
+        )
+    ]
     contacts: dict[str, _ContactInfo] = {}
     merges: list[tuple[str, str]] = []
     all_ids: list[str] = []
-    stmt = select(m.Contact.id, m.Contact.created_at, m.Contact.merged_into, m.Contact.original_source,
-                  m.Contact.original_source_detail_1, m.Contact.original_source_detail_2).order_by(m.Contact.id)
+    stmt = select(
+        col(m.Contact.id),
+        col(m.Contact.created_at),
+        col(m.Contact.merged_into),
+        col(m.Contact.original_source),
+        col(m.Contact.original_source_detail_1),
+        col(m.Contact.original_source_detail_2),
+    ).order_by(col(m.Contact.id))
     for cid, created_at, merged_into, source, d1, d2 in _stream(session, stmt):
         all_ids.append(cid)
         if merged_into:
@@ -135,22 +175,37 @@ def _load_contacts(session: Session) -> tuple[IdentityGraph, dict[str, _ContactI
 
 
 def _assign_sessions(
-    session: Session, graph: IdentityGraph, contacts: dict[str, _ContactInfo], mapper: ChannelMapper,
+    session: Session,
+    graph: IdentityGraph,
+    contacts: dict[str, _ContactInfo],
+    mapper: ChannelMapper,
     stats: RebuildStats,
 ) -> dict[str, list[tuple[datetime, str]]]:
     """Matched sessions go to their contact; the rest become anonymous visitors' channel paths."""
     anonymous: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    stmt = select(m.WebSession.key, m.WebSession.client_id, m.WebSession.started_at, m.WebSession.source,
-                  m.WebSession.medium, m.WebSession.campaign, m.WebSession.landing_page)
+    stmt = select(
+        col(m.WebSession.key),
+        col(m.WebSession.client_id),
+        col(m.WebSession.started_at),
+        col(m.WebSession.source),
+        col(m.WebSession.medium),
+        col(m.WebSession.campaign),
+        col(m.WebSession.landing_page),
+    )
     for row in _stream(session, stmt):
         session_row = SessionRow(*row)
         contact_id = graph.resolve(IdentityKey("ga_client_id", session_row.client_id))
         info = contacts.get(contact_id) if contact_id else None
         if info is None:
             stats.sessions_anonymous += 1
-            channel = mapper.assign(RawTouch(source=session_row.source, medium=session_row.medium,
-                                             campaign=session_row.campaign,
-                                             landing_page=session_row.landing_page)).channel
+            channel = mapper.assign(
+                RawTouch(
+                    source=session_row.source,
+                    medium=session_row.medium,
+                    campaign=session_row.campaign,
+                    landing_page=session_row.landing_page,
+                )
+            ).channel
             anonymous[session_row.client_id].append((session_row.started_at, channel))
         else:
             stats.sessions_matched += 1
@@ -159,36 +214,39 @@ def _assign_sessions(
 
 
 def _load_deals(
-    session: Session, graph: IdentityGraph, milestones: MilestoneMapper,
+    session: Session,
+    graph: IdentityGraph,
+    milestones: MilestoneMapper,
 ) -> list[tuple[DealFacts, datetime | None]]:
     links: dict[str, list[str]] = defaultdict(list)
-    for deal_id, contact_id in _stream(session, select(m.DealContact.deal_id, m.DealContact.contact_id)):
+    for deal_id, contact_id in _stream(session, select(col(m.DealContact.deal_id), col(m.DealContact.contact_id))):
         canonical = graph.canonical(contact_id)
         if canonical not in links[deal_id]:
             links[deal_id].append(canonical)
     won_entries: dict[str, list[datetime]] = defaultdict(list)
-    stmt = select(m.DealStageEvent.deal_id, m.DealStageEvent.pipeline, m.DealStageEvent.stage,
-                  m.DealStageEvent.entered_at)
-    for deal_id, pipeline, stage, entered_at in _stream(session, stmt):
+    events = select(
+        col(m.DealStageEvent.deal_id),
+        col(m.DealStageEvent.pipeline),
+        col(m.DealStageEvent.stage),
+        col(m.DealStageEvent.entered_at),
+    )
+    for deal_id, pipeline, stage, entered_at in _stream(session, events):
         if milestones.deal_stage(pipeline, stage) == "closed_won":
             won_entries[deal_id].append(entered_at)
     deals = []
-    stmt = select(m.Deal.id, m.Deal.created_at, m.Deal.amount, m.Deal.is_won, m.Deal.closed_at).order_by(m.Deal.id)
-    for deal_id, created_at, amount, is_won, closed_at in _stream(session, stmt):
-        facts = DealFacts(deal_id, created_at, float(amount or 0.0), bool(is_won), closed_at,
-                          tuple(sorted(links.get(deal_id, []))))
+    deal_rows = select(
+        col(m.Deal.id), col(m.Deal.created_at), col(m.Deal.amount), col(m.Deal.is_won), col(m.Deal.closed_at)
+    ).order_by(col(m.Deal.id))
+    for deal_id, created_at, amount, is_won, closed_at in _stream(session, deal_rows):
+        facts = DealFacts(
+            deal_id, created_at, float(amount or 0.0), bool(is_won), closed_at, tuple(sorted(links.get(deal_id, [])))
+        )
         deals.append((facts, won_date(facts, won_entries.get(deal_id, []))))
     return deals
 
 
-def _touch(t: TouchpointRow) -> Touch:
-    return Touch(channel=t.channel, at=t.occurred_at, touchpoint_id=t.id, is_direct=t.channel in DIRECT_CHANNELS)
-
-
-def _lookback(config: Config, kind: ConversionKind) -> timedelta | None:
-    days = getattr(config.attribution, "lookback_days", None)
-    value = getattr(days, kind, None) if days is not None else None
-    return timedelta(days=value) if value else None
+def _touch(t: TouchpointRow, direct: frozenset[str]) -> Touch:
+    return Touch(channel=t.channel, at=t.occurred_at, touchpoint_id=t.id, is_direct=t.channel.lower() in direct)
 
 
 def _credits(
@@ -198,7 +256,8 @@ def _credits(
     conversions: Sequence[ConversionRow],
     anonymous: dict[str, list[tuple[datetime, str]]],
 ) -> list[dict[str, Any]]:
-    touches = {cid: [_touch(t) for t in info.touches] for cid, info in contacts.items()}
+    direct = frozenset(c.lower() for c in config.attribution.direct_channels)
+    touches = {cid: [_touch(t, direct) for t in info.touches] for cid, info in contacts.items()}
     channels = {t.id: (t.channel, t.campaign) for info in contacts.values() for t in info.touches}
     deal_by_id = {d.id: d for d, _ in deals}
 
@@ -213,31 +272,51 @@ def _credits(
     journeys: dict[str, list[Journey]] = defaultdict(list)
     for conv in conversions:
         if conv.kind == "contact_created" and conv.contact_id in contacts:
-            journeys[conv.kind].append(build_journey(
-                touches[conv.contact_id], converted_at=conv.occurred_at, lookback=_lookback(config, conv.kind),
-                lead_at=conv.occurred_at, conversion_id=conv.id, value=conv.value,
-            ))
+            journeys[conv.kind].append(
+                build_journey(
+                    touches[conv.contact_id],
+                    converted_at=conv.occurred_at,
+                    lookback=config.attribution.lookback(conv.kind),
+                    lead_at=conv.occurred_at,
+                    conversion_id=conv.id,
+                    value=conv.value,
+                )
+            )
         elif conv.deal_id in deal_by_id:
             deal = deal_by_id[conv.deal_id]
-            journeys[conv.kind].append(build_journey(
-                deal_touches(deal), converted_at=conv.occurred_at, lookback=_lookback(config, conv.kind),
-                lead_at=lead_at(deal), opportunity_at=deal.created_at,
-                won_at=conv.occurred_at if conv.kind == "deal_won" else None,
-                conversion_id=conv.id, value=conv.value,
-            ))
+            journeys[conv.kind].append(
+                build_journey(
+                    deal_touches(deal),
+                    converted_at=conv.occurred_at,
+                    lookback=config.attribution.lookback(conv.kind),
+                    lead_at=lead_at(deal),
+                    opportunity_at=deal.created_at,
+                    won_at=conv.occurred_at if conv.kind == "deal_won" else None,
+                    conversion_id=conv.id,
+                    value=conv.value,
+                )
+            )
     nulls = _non_converting_paths(contacts, touches, deals, anonymous, deal_touches)
     rows: list[dict[str, Any]] = []
     for kind, kind_journeys in journeys.items():
         for credit in attribute_journeys(
-            kind_journeys, models=config.attribution.models, config=config.attribution,
+            kind_journeys,
+            models=config.attribution.models,
+            config=config.attribution,
             non_converting_paths=nulls[kind],
         ):
             channel, campaign = channels.get(credit.touchpoint_id, ("Unassigned", ""))
-            rows.append({
-                "conversion_id": credit.conversion_id, "touchpoint_id": credit.touchpoint_id,
-                "model": credit.model, "channel": channel, "campaign": campaign or "",
-                "weight": credit.weight, "revenue": credit.revenue,
-            })
+            rows.append(
+                {
+                    "conversion_id": credit.conversion_id,
+                    "touchpoint_id": credit.touchpoint_id,
+                    "model": credit.model,
+                    "channel": channel,
+                    "campaign": campaign or "",
+                    "weight": credit.weight,
+                    "revenue": credit.revenue,
+                }
+            )
     return rows
 
 

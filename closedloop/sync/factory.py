@@ -19,7 +19,9 @@ class Connectors:
 
 
 def build_connectors(
-    config: Config, *, limiters: dict[str, Limiter] | None = None,
+    config: Config,
+    *,
+    limiters: dict[str, Limiter] | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Connectors:
     limiters = limiters or {}
@@ -35,8 +37,11 @@ def build_connectors(
         client = HubSpotClient(
             base_url=hs.base_url,
             token_provider=lambda: read_secret(hs.access_token, hs.access_token_file, what="hubspot.access_token"),
-            log=out.log, timeout_s=hs.timeout_s, max_retries=hs.max_retries,
-            limiter=limiters.get("hubspot"), sleep=sleep,
+            log=out.log,
+            timeout_s=hs.timeout_s,
+            max_retries=hs.max_retries,
+            limiter=limiters.get("hubspot"),
+            sleep=sleep,
         )
         out.sources.append(HubSpotSource(client, hs))
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)

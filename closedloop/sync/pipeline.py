@@ -37,10 +37,12 @@ class RunReport:
     rebuild: RebuildStats | None = None
     writeback: WritebackStats | None = None
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return {
             "pulled": self.pulled,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "rebuild": self.rebuild.as_dict() if self.rebuild else None,
             "writeback": _writeback_dict(self.writeback),
             "duration_s": round(self.duration_s, 3),
@@ -51,9 +53,12 @@ def _writeback_dict(stats: WritebackStats | None) -> dict[str, Any] | None:
     if stats is None:
         return None
     return {
-        "properties_created": stats.properties_created, "objects_written": stats.objects_written,
-        "properties_written": stats.properties_written, "records_failed": stats.records_failed,
-        "records_given_up": stats.records_given_up, "by_property": stats.by_property,
+        "properties_created": stats.properties_created,
+        "objects_written": stats.objects_written,
+        "properties_written": stats.properties_written,
+        "records_failed": stats.records_failed,
+        "records_given_up": stats.records_given_up,
+        "by_property": stats.by_property,
         "failures": stats.failures,
     }
 
@@ -63,7 +68,12 @@ class Interrupted(Exception):
 
 
 def pull_stream(
-    engine: Engine, source: Source, stream: str, *, now: datetime, progress: Progress,
+    engine: Engine,
+    source: Source,
+    stream: str,
+    *,
+    now: datetime,
+    progress: Progress,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Counter[str]:
     with Session(engine) as session:
@@ -102,24 +112,29 @@ def run_once(
         run_id = int(run.id or 0)
     report = RunReport(run_id=run_id, started_at=now)
     try:
+        mark = clock()
         for source in sources:
             for stream in source.streams():
                 say(f"pulling {stream}")
                 try:
-                    report.pulled[stream] = dict(pull_stream(engine, source, stream, now=now, progress=say,
-                                                             should_stop=should_stop))
+                    report.pulled[stream] = dict(
+                        pull_stream(engine, source, stream, now=now, progress=say, should_stop=should_stop)
+                    )
                 except ClosedloopAPIError as exc:
                     report.errors.append(f"{stream}: {exc}")
         if should_stop():
             raise Interrupted("stopped after the pull, before the rebuild")
         say("rebuilding touchpoints and credits")
+        report.seconds["pull"], mark = clock() - mark, clock()
         report.rebuild = rebuild(engine, config, progress=say)
+        report.seconds["rebuild"], mark = clock() - mark, clock()
         if writer is not None and config.writeback.enabled:
             if report.errors:
                 report.errors.append("write-back skipped: the pull did not complete")
             else:
                 say("writing back to the CRM")
                 report.writeback = run_writeback(engine, config, writer, now=now)
+                report.seconds["writeback"] = clock() - mark
         report.status = "partial" if report.errors else "ok"
     except Interrupted as exc:
         report.status = "interrupted"

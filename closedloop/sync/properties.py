@@ -16,18 +16,86 @@ from closedloop.connectors.base import PropertySpec
 def property_specs(prefix: str, model: str) -> list[PropertySpec]:
     p = prefix
     return [
-        PropertySpec("contacts", f"{p}first_touch_channel", "First touch channel", description="closedloop: channel of the first known touch"),
-        PropertySpec("contacts", f"{p}first_touch_source", "First touch source", description="closedloop: normalised source of the first touch"),
-        PropertySpec("contacts", f"{p}first_touch_campaign", "First touch campaign", description="closedloop: campaign of the first touch"),
-        PropertySpec("contacts", f"{p}lead_channel", "Lead creation channel", description="closedloop: channel of the touch that created the lead"),
-        PropertySpec("contacts", f"{p}last_touch_channel", "Last touch channel", description="closedloop: channel of the latest touch"),
-        PropertySpec("contacts", f"{p}touch_count", "Touch count", type="number", field_type="number", description="closedloop: known touches of this contact"),
-        PropertySpec("contacts", f"{p}journey", "Channel journey", field_type="textarea", description="closedloop: channels in order, repeats collapsed"),
-        PropertySpec("deals", f"{p}primary_channel", "Primary channel", description=f"closedloop: channel with the most credit under {model}"),
-        PropertySpec("deals", f"{p}channel_split", "Channel split", field_type="textarea", description=f"closedloop: credit per channel under {model}"),
-        PropertySpec("deals", f"{p}touch_count", "Touch count", type="number", field_type="number", description="closedloop: touches in the deal's journey"),
-        PropertySpec("deals", f"{p}days_to_close", "Days lead to won", type="number", field_type="number", description="closedloop: days from the first lead creation to won"),
-        PropertySpec("deals", f"{p}attribution_model", "Attribution model", description="closedloop: the model behind primary channel and split"),
+        PropertySpec(
+            "contacts",
+            f"{p}first_touch_channel",
+            "First touch channel",
+            description="closedloop: channel of the first known touch",
+        ),
+        PropertySpec(
+            "contacts",
+            f"{p}first_touch_source",
+            "First touch source",
+            description="closedloop: normalised source of the first touch",
+        ),
+        PropertySpec(
+            "contacts",
+            f"{p}first_touch_campaign",
+            "First touch campaign",
+            description="closedloop: campaign of the first touch",
+        ),
+        PropertySpec(
+            "contacts",
+            f"{p}lead_channel",
+            "Lead creation channel",
+            description="closedloop: channel of the touch that created the lead",
+        ),
+        PropertySpec(
+            "contacts",
+            f"{p}last_touch_channel",
+            "Last touch channel",
+            description="closedloop: channel of the latest touch",
+        ),
+        PropertySpec(
+            "contacts",
+            f"{p}touch_count",
+            "Touch count",
+            type="number",
+            field_type="number",
+            description="closedloop: known touches of this contact",
+        ),
+        PropertySpec(
+            "contacts",
+            f"{p}journey",
+            "Channel journey",
+            field_type="textarea",
+            description="closedloop: channels in order, repeats collapsed",
+        ),
+        PropertySpec(
+            "deals",
+            f"{p}primary_channel",
+            "Primary channel",
+            description=f"closedloop: channel with the most credit under {model}",
+        ),
+        PropertySpec(
+            "deals",
+            f"{p}channel_split",
+            "Channel split",
+            field_type="textarea",
+            description=f"closedloop: credit per channel under {model}",
+        ),
+        PropertySpec(
+            "deals",
+            f"{p}touch_count",
+            "Touch count",
+            type="number",
+            field_type="number",
+            description="closedloop: touches in the deal's journey",
+        ),
+        PropertySpec(
+            "deals",
+            f"{p}days_to_close",
+            "Days lead to won",
+            type="number",
+            field_type="number",
+            description="closedloop: days from the first lead creation to won",
+        ),
+        PropertySpec(
+            "deals",
+            f"{p}attribution_model",
+            "Attribution model",
+            description="closedloop: the model behind primary channel and split",
+        ),
     ]
 
 
@@ -47,8 +115,15 @@ def contact_values(prefix: str, created_at: datetime, touches: Sequence[TouchVie
     """Touches must be in time order.  A contact with no touch gets empty values, not stale ones."""
     p = prefix
     if not touches:
-        return {f"{p}first_touch_channel": "", f"{p}first_touch_source": "", f"{p}first_touch_campaign": "",
-                f"{p}lead_channel": "", f"{p}last_touch_channel": "", f"{p}touch_count": "0", f"{p}journey": ""}
+        return {
+            f"{p}first_touch_channel": "",
+            f"{p}first_touch_source": "",
+            f"{p}first_touch_campaign": "",
+            f"{p}lead_channel": "",
+            f"{p}last_touch_channel": "",
+            f"{p}touch_count": "0",
+            f"{p}journey": "",
+        }
     first, last = touches[0], touches[-1]
     before_lead = [t for t in touches if t.occurred_at <= created_at]
     journey: list[str] = []
@@ -67,7 +142,11 @@ def contact_values(prefix: str, created_at: datetime, touches: Sequence[TouchVie
 
 
 def deal_values(
-    prefix: str, model: str, credit_by_channel: dict[str, float], touch_count: int, days_to_close: float | None,
+    prefix: str,
+    model: str,
+    credit_by_channel: dict[str, float],
+    touch_count: int,
+    days_to_close: float | None,
 ) -> dict[str, str]:
     p = prefix
     ranked = sorted(credit_by_channel.items(), key=lambda kv: (-kv[1], kv[0]))

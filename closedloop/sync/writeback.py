@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate, WriteResult
 from closedloop.store import models as m
 from closedloop.store.engine import session_scope
+from closedloop.store.models import table
 from closedloop.store.upsert import upsert
 from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
 
@@ -51,45 +52,60 @@ def desired_values(engine: Engine, config: Config) -> Iterator[tuple[ObjectType,
     """Every object's closedloop properties as they should read now, streamed in chunks."""
     prefix, model = config.writeback.property_prefix, config.attribution.primary_model
     with Session(engine) as session:
-        contacts = [(cid, created) for cid, created in session.execute(
-            select(m.Contact.id, m.Contact.created_at).where(m.Contact.merged_into.is_(None)).order_by(m.Contact.id)  # type: ignore[union-attr]
-        )]
+        contacts = [
+            (cid, created)
+            for cid, created in session.execute(
+                select(col(m.Contact.id), col(m.Contact.created_at))
+                .where(col(m.Contact.merged_into).is_(None))
+                .order_by(col(m.Contact.id))
+            )
+        ]
         for start in range(0, len(contacts), CHUNK):
-            chunk = contacts[start:start + CHUNK]
+            chunk = contacts[start : start + CHUNK]
             touches: dict[str, list[TouchView]] = defaultdict(list)
             for cid, at, channel, source, campaign in session.execute(
-                select(m.Touchpoint.contact_id, m.Touchpoint.occurred_at, m.Touchpoint.channel,
-                       m.Touchpoint.source, m.Touchpoint.campaign)
-                .where(m.Touchpoint.contact_id.in_([c for c, _ in chunk]))  # type: ignore[attr-defined]
-                .order_by(m.Touchpoint.contact_id, m.Touchpoint.occurred_at, m.Touchpoint.key)
+                select(
+                    col(m.Touchpoint.contact_id),
+                    col(m.Touchpoint.occurred_at),
+                    col(m.Touchpoint.channel),
+                    col(m.Touchpoint.source),
+                    col(m.Touchpoint.campaign),
+                )
+                .where(col(m.Touchpoint.contact_id).in_([c for c, _ in chunk]))
+                .order_by(col(m.Touchpoint.contact_id), col(m.Touchpoint.occurred_at), col(m.Touchpoint.key))
             ):
                 touches[cid].append(TouchView(at, channel, source, campaign))
             for cid, created in chunk:
                 yield "contacts", cid, contact_values(prefix, created, touches.get(cid, []))
-        deal_ids = [d for (d,) in session.execute(select(m.Deal.id).order_by(m.Deal.id))]
+        deal_ids = [d for (d,) in session.execute(select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
         for start in range(0, len(deal_ids), CHUNK):
-            chunk_ids = deal_ids[start:start + CHUNK]
+            chunk_ids = deal_ids[start : start + CHUNK]
             yield from _deal_chunk(session, chunk_ids, prefix, model)
 
 
-def _deal_chunk(session: Session, deal_ids: list[str], prefix: str, model: str) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
+def _deal_chunk(
+    session: Session, deal_ids: list[str], prefix: str, model: str
+) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
     conv_ids = [f"deal_won:{d}" for d in deal_ids] + [f"deal_created:{d}" for d in deal_ids]
-    occurred = dict(session.execute(
-        select(m.Conversion.id, m.Conversion.occurred_at).where(m.Conversion.id.in_(conv_ids))  # type: ignore[attr-defined]
-    ).all())
+    occurred = dict(
+        session.execute(
+            select(col(m.Conversion.id), col(m.Conversion.occurred_at)).where(col(m.Conversion.id).in_(conv_ids))
+        ).all()
+    )
     split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     touches: dict[str, set[int]] = defaultdict(set)
     for conv_id, tp_id, channel, weight in session.execute(
-        select(m.Credit.conversion_id, m.Credit.touchpoint_id, m.Credit.channel, m.Credit.weight)
-        .where(m.Credit.conversion_id.in_(conv_ids), m.Credit.model == model)  # type: ignore[attr-defined]
+        select(
+            col(m.Credit.conversion_id), col(m.Credit.touchpoint_id), col(m.Credit.channel), col(m.Credit.weight)
+        ).where(col(m.Credit.conversion_id).in_(conv_ids), col(m.Credit.model) == model)
     ):
         split[conv_id][channel] += weight
         touches[conv_id].add(tp_id)
     lead_at: dict[str, datetime] = {}
     for deal_id, created in session.execute(
-        select(m.DealContact.deal_id, m.Contact.created_at)
-        .join(m.Contact, m.Contact.id == m.DealContact.contact_id)  # type: ignore[arg-type]
-        .where(m.DealContact.deal_id.in_(deal_ids))  # type: ignore[attr-defined]
+        select(col(m.DealContact.deal_id), col(m.Contact.created_at))
+        .join(m.Contact, col(m.Contact.id) == col(m.DealContact.contact_id))
+        .where(col(m.DealContact.deal_id).in_(deal_ids))
     ):
         if deal_id not in lead_at or created < lead_at[deal_id]:
             lead_at[deal_id] = created
@@ -114,9 +130,13 @@ def plan_changes(engine: Engine, config: Config) -> Iterator[list[PropertyChange
             for object_type in {t for t, _ in keys}:
                 ids = [i for t, i in keys if t == object_type]
                 for row in session.execute(
-                    select(m.WritebackState.object_id, m.WritebackState.property, m.WritebackState.value,
-                           m.WritebackState.pending_value, m.WritebackState.attempts)
-                    .where(m.WritebackState.object_type == object_type, m.WritebackState.object_id.in_(ids))  # type: ignore[attr-defined]
+                    select(
+                        col(m.WritebackState.object_id),
+                        col(m.WritebackState.property),
+                        col(m.WritebackState.value),
+                        col(m.WritebackState.pending_value),
+                        col(m.WritebackState.attempts),
+                    ).where(col(m.WritebackState.object_type) == object_type, col(m.WritebackState.object_id).in_(ids))
                 ):
                     state[(object_type, row[0], row[1])] = (row[2], row[3], row[4])
         changes = []
@@ -144,8 +164,9 @@ def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: dat
     wb = config.writeback
     specs = property_specs(wb.property_prefix, config.attribution.primary_model)
     stats.properties_created = writer.ensure_properties(specs, group_name=wb.group_name, group_label=wb.group_label)
-    owned = {s.name for s in specs}
-    pending: list[PropertyUpdate] = []
+    owned = {(s.object_type, s.name) for s in specs}
+    # One buffer per object type, so every batch call but the last of each type is full.
+    pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
     changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
 
     def send(updates: list[PropertyUpdate]) -> None:
@@ -155,40 +176,58 @@ def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: dat
     for changes in plan_changes(engine, config):
         grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
         for change in changes:
-            if change.property not in owned:  # never touch a property closedloop doesn't own
+            if (change.object_type, change.property) not in owned:  # never touch what isn't ours
                 raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
             grouped.setdefault((change.object_type, change.object_id), []).append(change)
         for (object_type, object_id), items in grouped.items():
             changes_by_object[(object_type, object_id)] = items
-            pending.append(PropertyUpdate(object_type, object_id, {c.property: c.new for c in items}))
-        while len(pending) >= wb.batch_size:
-            send(pending[:wb.batch_size])
-            del pending[:wb.batch_size]
-    if pending:
-        send(pending)
+            pending[object_type].append(PropertyUpdate(object_type, object_id, {c.property: c.new for c in items}))
+        for queue in pending.values():
+            while len(queue) >= wb.batch_size:
+                send(queue[: wb.batch_size])
+                del queue[: wb.batch_size]
+    for queue in pending.values():
+        if queue:
+            send(queue)
     stats.records_given_up = _count_given_up(engine, wb.max_attempts)
     return stats
 
 
 def _record(
-    engine: Engine, result: WriteResult, changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]],
-    *, now: datetime, stats: WritebackStats,
+    engine: Engine,
+    result: WriteResult,
+    changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]],
+    *,
+    now: datetime,
+    stats: WritebackStats,
 ) -> None:
     rows: list[dict[str, Any]] = []
     for update in result.written:
         stats.objects_written += 1
         for change in changes_by_object.pop((update.object_type, update.object_id), []):
             stats.properties_written += 1
-            stats.by_property[change.property] = stats.by_property.get(change.property, 0) + 1
-            rows.append({"object_type": change.object_type, "object_id": change.object_id,
-                         "property": change.property, "value": change.new, "written_at": now,
-                         "pending_value": None, "attempts": 0, "last_error": None})
+            name = f"{change.object_type}.{change.property}"
+            stats.by_property[name] = stats.by_property.get(name, 0) + 1
+            rows.append(
+                {
+                    "object_type": change.object_type,
+                    "object_id": change.object_id,
+                    "property": change.property,
+                    "value": change.new,
+                    "written_at": now,
+                    "pending_value": None,
+                    "attempts": 0,
+                    "last_error": None,
+                }
+            )
     with session_scope(engine) as session:
-        upsert(session, m.WritebackState.__table__, rows, key=("object_type", "object_id", "property"))  # type: ignore[attr-defined]
+        upsert(session, table(m.WritebackState), rows, key=("object_type", "object_id", "property"))
         for failure in result.failed:
             stats.records_failed += 1
             if len(stats.failures) < 50:
-                stats.failures.append({"object": f"{failure.object_type}/{failure.object_id}", "reason": failure.reason})
+                stats.failures.append(
+                    {"object": f"{failure.object_type}/{failure.object_id}", "reason": failure.reason}
+                )
             for change in changes_by_object.pop((failure.object_type, failure.object_id), []):
                 _record_failure(session, change, failure.reason)
 
@@ -209,7 +248,7 @@ def _record_failure(session: Session, change: PropertyChange, reason: str) -> No
 def _count_given_up(engine: Engine, max_attempts: int) -> int:
     with Session(engine) as session:
         rows = session.execute(
-            select(m.WritebackState.object_id).where(m.WritebackState.attempts >= max_attempts)
+            select(col(m.WritebackState.object_id)).where(col(m.WritebackState.attempts) >= max_attempts)
         ).all()
     return len(rows)
 

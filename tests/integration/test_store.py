@@ -57,17 +57,33 @@ def test_times_round_trip_as_aware_utc(engine: Engine) -> None:
 
 
 def _batch() -> Batch:
-    contact = ContactRecord("10", T0, T0, email_hash="ab" * 32, ga_client_ids=("111.1", "222.2"),
-                            click_ids={"gclid": "Cj0"})
-    deal = DealRecord("d1", T0, T0, name="Acme", pipeline="default", stage="closedwon", amount=5000.0,
-                      closed_at=T0 + timedelta(days=9), is_won=True, is_closed=True)
-    return Batch("hubspot.deals", [
-        contact, deal,
-        DealStageEvent("d1", "appointmentscheduled", T0, "default"),
-        DealStageEvent("d1", "closedwon", T0 + timedelta(days=9), "default"),
-        DealContactLink("d1", "10"),
-        WebSessionRecord("111.1", T0 - timedelta(days=2), "google", "cpc", "brand", "/pricing"),
-    ], {"since_ms": 42, "ids_at_since": ["d1"]})
+    contact = ContactRecord(
+        "10", T0, T0, email_hash="ab" * 32, ga_client_ids=("111.1", "222.2"), click_ids={"gclid": "Cj0"}
+    )
+    deal = DealRecord(
+        "d1",
+        T0,
+        T0,
+        name="Acme",
+        pipeline="default",
+        stage="closedwon",
+        amount=5000.0,
+        closed_at=T0 + timedelta(days=9),
+        is_won=True,
+        is_closed=True,
+    )
+    return Batch(
+        "hubspot.deals",
+        [
+            contact,
+            deal,
+            DealStageEvent("d1", "appointmentscheduled", T0, "default"),
+            DealStageEvent("d1", "closedwon", T0 + timedelta(days=9), "default"),
+            DealContactLink("d1", "10"),
+            WebSessionRecord("111.1", T0 - timedelta(days=2), "google", "cpc", "brand", "/pricing"),
+        ],
+        {"since_ms": 42, "ids_at_since": ["d1"]},
+    )
 
 
 def test_ingest_is_idempotent_and_commits_the_cursor(engine: Engine) -> None:
@@ -118,8 +134,17 @@ def test_quarantine_counts_repeats_instead_of_duplicating(engine: Engine) -> Non
 
 def test_replace_scope_writes_only_differences(engine: Engine) -> None:
     table = m.Conversion.__table__  # type: ignore[attr-defined]
-    rows = [{"id": f"contact_created:{i}", "kind": "contact_created", "contact_id": str(i), "deal_id": None,
-             "occurred_at": T0 + timedelta(hours=i), "value": 0.0} for i in range(5)]
+    rows = [
+        {
+            "id": f"contact_created:{i}",
+            "kind": "contact_created",
+            "contact_id": str(i),
+            "deal_id": None,
+            "occurred_at": T0 + timedelta(hours=i),
+            "value": 0.0,
+        }
+        for i in range(5)
+    ]
     with session_scope(engine) as s:
         first = replace_scope(s, table, scope_column="kind", scope_values=["contact_created"], rows=rows, key=("id",))
     assert (first.inserted, first.updated, first.deleted) == (5, 0, 0)
@@ -129,6 +154,8 @@ def test_replace_scope_writes_only_differences(engine: Engine) -> None:
     changed = [dict(r) for r in rows[1:]]
     changed[0]["value"] = 12.5
     with session_scope(engine) as s:
-        third = replace_scope(s, table, scope_column="kind", scope_values=["contact_created"], rows=changed, key=("id",))
+        third = replace_scope(
+            s, table, scope_column="kind", scope_values=["contact_created"], rows=changed, key=("id",)
+        )
     assert (third.inserted, third.updated, third.deleted) == (0, 1, 1)
     assert _count(engine, m.Conversion) == 4

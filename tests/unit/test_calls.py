@@ -47,8 +47,7 @@ class Flaky:
 def make(max_retries: int = 3, refresh: object = None) -> tuple[Caller, list[float], ApiCallLog]:
     sleeps: list[float] = []
     log = ApiCallLog()
-    caller = Caller("svc", log, translate, max_retries=max_retries, sleep=sleeps.append,
-                    refresh_credentials=refresh)  # type: ignore[arg-type]
+    caller = Caller("svc", log, translate, max_retries=max_retries, sleep=sleeps.append, refresh_credentials=refresh)  # type: ignore[arg-type]
     return caller, sleeps, log
 
 

@@ -36,7 +36,8 @@ def test_valid_config_resolves_env_secret() -> None:
 
 def test_every_problem_is_reported_with_line_and_field() -> None:
     text = VALID.replace("  url: sqlite:///x.db\n", "  url: sqlite:///x.db\n  urll: typo\n").replace(
-        'property_id: "123"', "property_id: abc\n  lookback_days: 99")
+        'property_id: "123"', "property_id: abc\n  lookback_days: 99"
+    )
     found = {(p.line, p.field) for p in problems(text, {"HUBSPOT_TOKEN": "t"})}
     assert (4, "store.urll") in found
     assert (9, "ga4.property_id") in found

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closedloop.sync.properties import TouchView, contact_values, deal_values, number, property_specs
+from closedloop.sync.properties import (
+    TouchView,
+    contact_values,
+    deal_values,
+    number,
+    property_specs,
+)
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -17,13 +23,21 @@ def touch(hours: int, channel: str, source: str = "google", campaign: str = "") 
 
 
 def test_contact_values_first_lead_last_and_journey() -> None:
-    touches = [touch(0, "Paid Search", "google", "brand"), touch(5, "Email", "newsletter"),
-               touch(6, "Email", "newsletter"), touch(48, "Direct", "(direct)")]
+    touches = [
+        touch(0, "Paid Search", "google", "brand"),
+        touch(5, "Email", "newsletter"),
+        touch(6, "Email", "newsletter"),
+        touch(48, "Direct", "(direct)"),
+    ]
     values = contact_values("cl_", T0 + timedelta(hours=10), touches)
     assert values == {
-        "cl_first_touch_channel": "Paid Search", "cl_first_touch_source": "google",
-        "cl_first_touch_campaign": "brand", "cl_lead_channel": "Email", "cl_last_touch_channel": "Direct",
-        "cl_touch_count": "4", "cl_journey": "Paid Search > Email > Direct",
+        "cl_first_touch_channel": "Paid Search",
+        "cl_first_touch_source": "google",
+        "cl_first_touch_campaign": "brand",
+        "cl_lead_channel": "Email",
+        "cl_last_touch_channel": "Direct",
+        "cl_touch_count": "4",
+        "cl_journey": "Paid Search > Email > Direct",
     }
 
 

@@ -38,7 +38,8 @@ def build_ga4_client(config: GA4Config) -> BetaAnalyticsDataClient:
         from google.oauth2 import service_account
 
         credentials = service_account.Credentials.from_service_account_file(
-            config.credentials_file, scopes=["https://www.googleapis.com/auth/analytics.readonly"],
+            config.credentials_file,
+            scopes=["https://www.googleapis.com/auth/analytics.readonly"],
         )
     else:
         credentials = AnonymousCredentials()
@@ -49,14 +50,23 @@ class GA4Source:
     name = "ga4"
 
     def __init__(
-        self, config: GA4Config, log: ApiCallLog, *, client: BetaAnalyticsDataClient | None = None,
-        limiter: Limiter | None = None, sleep: Callable[[float], None] | None = None,
+        self,
+        config: GA4Config,
+        log: ApiCallLog,
+        *,
+        client: BetaAnalyticsDataClient | None = None,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.client = client or build_ga4_client(config)
         self.caller = Caller(
-            "ga4", log, translate_ga4_error, max_retries=config.max_retries, limiter=limiter,
-            **({"sleep": sleep} if sleep else {}),
+            "ga4",
+            log,
+            translate_ga4_error,
+            max_retries=config.max_retries,
+            limiter=limiter,
+            sleep=sleep,
         )
         self.last_quota: dict[str, Any] | None = None
 
@@ -82,8 +92,14 @@ class GA4Source:
 
     def pull_sessions(self, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
         start, end = self._date_range(cursor, now)
-        dims = [self.config.client_id_dimension, "dateHourMinute", "sessionSource", "sessionMedium",
-                "sessionCampaignName", "landingPage"]
+        dims = [
+            self.config.client_id_dimension,
+            "dateHourMinute",
+            "sessionSource",
+            "sessionMedium",
+            "sessionCampaignName",
+            "landingPage",
+        ]
         offset, limit = 0, self.config.page_size
         while True:
             request = RunReportRequest(
@@ -92,11 +108,16 @@ class GA4Source:
                 metrics=[Metric(name=m) for m in METRICS],
                 date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
                 order_bys=[OrderBy(dimension=OrderBy.DimensionOrderBy(dimension_name=d)) for d in dims[:2]],
-                limit=limit, offset=offset, return_property_quota=True,
+                limit=limit,
+                offset=offset,
+                return_property_quota=True,
             )
             response = self.caller.call(
                 f"POST /v1beta/properties/{self.config.property_id}:runReport",
-                self.client.run_report, request=request, retry=None, timeout=self.config.timeout_s,
+                self.client.run_report,
+                request=request,
+                retry=None,
+                timeout=self.config.timeout_s,
             )
             zone_name = response.metadata.time_zone or "UTC"
             if response.property_quota:
@@ -123,13 +144,26 @@ def _parse_rows(rows: Any, zone: ZoneInfo) -> tuple[list[WebSessionRecord], list
         mets = [v.value for v in row.metric_values]
         try:
             started = datetime.strptime(dims[1], "%Y%m%d%H%M").replace(tzinfo=zone).astimezone(UTC)
-            records.append(WebSessionRecord(
-                client_id=dims[0], started_at=started, source=dims[2], medium=dims[3], campaign=dims[4],
-                landing_page=dims[5], sessions=int(mets[0] or 0), engaged_sessions=int(mets[1] or 0),
-                key_events=float(mets[2] or 0),
-            ))
+            records.append(
+                WebSessionRecord(
+                    client_id=dims[0],
+                    started_at=started,
+                    source=dims[2],
+                    medium=dims[3],
+                    campaign=dims[4],
+                    landing_page=dims[5],
+                    sessions=int(mets[0] or 0),
+                    engaged_sessions=int(mets[1] or 0),
+                    key_events=float(mets[2] or 0),
+                )
+            )
         except (ValueError, IndexError) as exc:
-            quarantined.append(QuarantinedRecord(
-                STREAM, "|".join(dims)[:250], f"unreadable GA4 row: {exc}", {"dimensions": dims, "metrics": mets},
-            ))
+            quarantined.append(
+                QuarantinedRecord(
+                    STREAM,
+                    "|".join(dims)[:250],
+                    f"unreadable GA4 row: {exc}",
+                    {"dimensions": dims, "metrics": mets},
+                )
+            )
     return records, quarantined

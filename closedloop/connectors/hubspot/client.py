@@ -31,8 +31,13 @@ class HubSpotClient:
         self._token_provider = token_provider
         self.timeout_s = timeout_s
         self.caller = Caller(
-            "hubspot", log, translate_hubspot_error, max_retries=max_retries, limiter=limiter,
-            refresh_credentials=self._build, **({"sleep": sleep} if sleep else {}),
+            "hubspot",
+            log,
+            translate_hubspot_error,
+            max_retries=max_retries,
+            limiter=limiter,
+            refresh_credentials=self._build,
+            sleep=sleep,
         )
         self._build()
 
@@ -57,8 +62,13 @@ class HubSpotClient:
     def call(self, endpoint: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call an SDK ``*_with_http_info`` method; returns its data, counts its real status."""
         result = self.caller.call(
-            endpoint, fn, *args, _request_timeout=self.timeout_s,
-            status_of=lambda r: int(r[1]), headers_of=lambda r: dict(r[2] or {}), **kwargs,
+            endpoint,
+            fn,
+            *args,
+            _request_timeout=self.timeout_s,
+            status_of=lambda r: int(r[1]),
+            headers_of=lambda r: dict(r[2] or {}),
+            **kwargs,
         )
         return result
 

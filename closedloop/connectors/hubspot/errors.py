@@ -55,14 +55,14 @@ def translate_hubspot_error(exc: BaseException, endpoint: str) -> ClosedloopAPIE
             return AuthError(message, status=status, endpoint=endpoint)
         if status == 429:
             return RateLimitedError(
-                message, endpoint=endpoint, retry_after=_retry_after(getattr(exc, "headers", None)),
+                message,
+                endpoint=endpoint,
+                retry_after=_retry_after(getattr(exc, "headers", None)),
                 policy=body.get("policyName"),
             )
         if status >= 500 or status == 408:
             return RetriableAPIError(message, status=status, endpoint=endpoint)
         return FatalAPIError(message, status=status, endpoint=endpoint)
     if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
-        return RetriableAPIError(
-            f"HubSpot {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint
-        )
+        return RetriableAPIError(f"HubSpot {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
     return None

@@ -67,8 +67,8 @@ def parse_contact(obj: Any, names: HubSpotContactProperties) -> ContactRecord:
         if prop and props.get(prop)
     }
     utm = {
-        k: str(props[p]) for k, p in
-        (("source", names.utm_source), ("medium", names.utm_medium), ("campaign", names.utm_campaign))
+        k: str(props[p])
+        for k, p in (("source", names.utm_source), ("medium", names.utm_medium), ("campaign", names.utm_campaign))
         if props.get(p)
     }
     return ContactRecord(
@@ -88,8 +88,18 @@ def parse_contact(obj: Any, names: HubSpotContactProperties) -> ContactRecord:
     )
 
 
-DEAL_PROPERTIES = ["dealname", "amount", "dealstage", "pipeline", "createdate", "closedate",
-                   "hs_lastmodifieddate", "hs_is_closed", "hs_is_closed_won", "hs_object_id"]
+DEAL_PROPERTIES = [
+    "dealname",
+    "amount",
+    "dealstage",
+    "pipeline",
+    "createdate",
+    "closedate",
+    "hs_lastmodifieddate",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "hs_object_id",
+]
 
 
 def _bool(value: Any) -> bool:
@@ -143,9 +153,15 @@ def parse_pipelines(pipelines: Any) -> list[PipelineStage]:
                 won = is_closed and probability is not None and float(probability) >= 1.0
             except ValueError:
                 won = False
-            out.append(PipelineStage(
-                pipeline_id=str(pipeline.id), pipeline_label=pipeline.label or "",
-                stage_id=str(stage.id), stage_label=stage.label or "",
-                display_order=int(stage.display_order or 0), is_closed=is_closed, is_won=won,
-            ))
+            out.append(
+                PipelineStage(
+                    pipeline_id=str(pipeline.id),
+                    pipeline_label=pipeline.label or "",
+                    stage_id=str(stage.id),
+                    stage_label=stage.label or "",
+                    display_order=int(stage.display_order or 0),
+                    is_closed=is_closed,
+                    is_won=won,
+                )
+            )
     return out

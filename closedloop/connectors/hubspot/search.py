@@ -67,13 +67,19 @@ def search_modified(
     strictly_after = False  # set once an instant has been read whole in id order
     while True:
         window_start = since_ms
-        filters = [] if since_ms is None else [Filter(
-            property_name=modified_property, operator="GT" if strictly_after else "GTE", value=str(since_ms)
-        )]
+        filters = (
+            []
+            if since_ms is None
+            else [
+                Filter(property_name=modified_property, operator="GT" if strictly_after else "GTE", value=str(since_ms))
+            ]
+        )
         after: str | None = None
         exhausted = False
         while True:
-            page = client.call_data(endpoint, api.do_search_with_http_info, _request(filters, modified_property, props, page_size, after))
+            page = client.call_data(
+                endpoint, api.do_search_with_http_info, _request(filters, modified_property, props, page_size, after)
+            )
             yield advance(list(page.results or [])), state()
             nxt = page.paging.next if page.paging else None
             if nxt is None or not nxt.after:
@@ -85,16 +91,23 @@ def search_modified(
         if exhausted:
             return
         if since_ms == window_start and since_ms is not None:
-            yield from _read_instant_by_id(client, object_type, modified_property, props, page_size,
-                                           since_ms, ids_at_since, state)
+            yield from _read_instant_by_id(
+                client, object_type, modified_property, props, page_size, since_ms, ids_at_since, state
+            )
             strictly_after = True
         else:
             strictly_after = False
 
 
 def _read_instant_by_id(
-    client: HubSpotClient, object_type: str, modified_property: str, props: list[str], page_size: int,
-    instant_ms: int, ids_at_since: set[str], state: Any,
+    client: HubSpotClient,
+    object_type: str,
+    modified_property: str,
+    props: list[str],
+    page_size: int,
+    instant_ms: int,
+    ids_at_since: set[str],
+    state: Any,
 ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
     """Read every object modified at exactly ``instant_ms`` in id order, in capped windows."""
     api = client.search_api(object_type)
@@ -107,7 +120,9 @@ def _read_instant_by_id(
         ]
         after: str | None = None
         while True:
-            page = client.call_data(endpoint, api.do_search_with_http_info, _request(filters, "hs_object_id", props, page_size, after))
+            page = client.call_data(
+                endpoint, api.do_search_with_http_info, _request(filters, "hs_object_id", props, page_size, after)
+            )
             results = list(page.results or [])
             fresh = [o for o in results if str(o.id) not in ids_at_since]
             ids_at_since.update(str(o.id) for o in results)

@@ -56,8 +56,11 @@ class HubSpotSource:
     def pull_contacts(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         names = self.config.contact_properties
         for objects, next_cursor in search_modified(
-            self.client, "contacts", modified_property="lastmodifieddate",
-            properties=contact_properties_to_fetch(names), cursor=cursor,
+            self.client,
+            "contacts",
+            modified_property="lastmodifieddate",
+            properties=contact_properties_to_fetch(names),
+            cursor=cursor,
             page_size=self.config.search_page_size,
         ):
             records: list[Any] = []
@@ -71,8 +74,12 @@ class HubSpotSource:
 
     def pull_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         for objects, next_cursor in search_modified(
-            self.client, "deals", modified_property="hs_lastmodifieddate",
-            properties=DEAL_PROPERTIES, cursor=cursor, page_size=self.config.search_page_size,
+            self.client,
+            "deals",
+            modified_property="hs_lastmodifieddate",
+            properties=DEAL_PROPERTIES,
+            cursor=cursor,
+            page_size=self.config.search_page_size,
         ):
             records: list[Any] = []
             quarantined: list[QuarantinedRecord] = []
@@ -93,13 +100,16 @@ class HubSpotSource:
     def pull_deal_stage_history(self, deal_ids: list[str], pipelines: dict[str, str | None]) -> list[Any]:
         events: list[Any] = []
         for start in range(0, len(deal_ids), HISTORY_BATCH):
-            chunk = deal_ids[start:start + HISTORY_BATCH]
+            chunk = deal_ids[start : start + HISTORY_BATCH]
             request = BatchReadInputSimplePublicObjectId(
-                inputs=[{"id": i} for i in chunk], properties=["dealstage"],
+                inputs=[{"id": i} for i in chunk],
+                properties=["dealstage"],
                 properties_with_history=["dealstage"],
             )
             data = self.client.call_data(
-                "POST /crm/v3/objects/deals/batch/read", self.client.deals_batch.read_with_http_info, request,
+                "POST /crm/v3/objects/deals/batch/read",
+                self.client.deals_batch.read_with_http_info,
+                request,
             )
             for obj in data.results or []:
                 events.extend(parse_stage_history(obj, pipelines.get(str(obj.id))))
@@ -108,21 +118,28 @@ class HubSpotSource:
     def pull_deal_contact_links(self, deal_ids: list[str]) -> list[Any]:
         links: list[Any] = []
         for start in range(0, len(deal_ids), ASSOCIATION_BATCH):
-            chunk = deal_ids[start:start + ASSOCIATION_BATCH]
+            chunk = deal_ids[start : start + ASSOCIATION_BATCH]
             request = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in chunk])
             data = self.client.call_data(
                 "POST /crm/v4/associations/deals/contacts/batch/read",
-                self.client.associations.get_page_with_http_info, "deals", "contacts", request,
+                self.client.associations.get_page_with_http_info,
+                "deals",
+                "contacts",
+                request,
             )
             for result in data.results or []:
                 deal_id = str(result._from.id)
-                links.extend(DealContactLink(deal_id=deal_id, contact_id=str(to.to_object_id)) for to in result.to or [])
+                links.extend(
+                    DealContactLink(deal_id=deal_id, contact_id=str(to.to_object_id)) for to in result.to or []
+                )
         # Deals with no contact at all still need their old links cleared by the store.
         return links
 
 
 def _quarantine(stream: str, exc: SkippableRecordError, obj: Any) -> QuarantinedRecord:
     return QuarantinedRecord(
-        stream=stream, record_key=exc.record_key, reason=str(exc),
+        stream=stream,
+        record_key=exc.record_key,
+        reason=str(exc),
         payload={"id": str(obj.id), "properties": dict(obj.properties or {})},
     )

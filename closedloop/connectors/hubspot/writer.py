@@ -30,16 +30,19 @@ class HubSpotWriter:
         for object_type in sorted({s.object_type for s in specs}):
             groups = self.client.call_data(
                 f"GET /crm/v3/properties/{object_type}/groups",
-                self.client.property_groups.get_all_with_http_info, object_type,
+                self.client.property_groups.get_all_with_http_info,
+                object_type,
             )
             if group_name not in {g.name for g in groups.results or []}:
                 self.client.call_data(
                     f"POST /crm/v3/properties/{object_type}/groups",
-                    self.client.property_groups.create_with_http_info, object_type,
+                    self.client.property_groups.create_with_http_info,
+                    object_type,
                     PropertyGroupCreate(name=group_name, label=group_label),
                 )
             existing = self.client.call_data(
-                f"GET /crm/v3/properties/{object_type}", self.client.properties.get_all_with_http_info,
+                f"GET /crm/v3/properties/{object_type}",
+                self.client.properties.get_all_with_http_info,
                 object_type,
             )
             have = {p.name for p in existing.results or []}
@@ -47,11 +50,16 @@ class HubSpotWriter:
                 if spec.object_type != object_type or spec.name in have:
                     continue
                 self.client.call_data(
-                    f"POST /crm/v3/properties/{object_type}", self.client.properties.create_with_http_info,
+                    f"POST /crm/v3/properties/{object_type}",
+                    self.client.properties.create_with_http_info,
                     object_type,
                     PropertyCreate(
-                        name=spec.name, label=spec.label, type=spec.type, field_type=spec.field_type,
-                        group_name=group_name, description=spec.description,
+                        name=spec.name,
+                        label=spec.label,
+                        type=spec.type,
+                        field_type=spec.field_type,
+                        group_name=group_name,
+                        description=spec.description,
                     ),
                 )
                 created.append(f"{object_type}.{spec.name}")
@@ -64,7 +72,7 @@ class HubSpotWriter:
             by_type.setdefault(update.object_type, []).append(update)
         for object_type, items in by_type.items():
             for start in range(0, len(items), self.batch_size):
-                result.extend(self._write_batch(object_type, items[start:start + self.batch_size]))
+                result.extend(self._write_batch(object_type, items[start : start + self.batch_size]))
         return result
 
     def _write_batch(self, object_type: str, items: list[PropertyUpdate]) -> WriteResult:
@@ -74,12 +82,14 @@ class HubSpotWriter:
         endpoint = f"POST /crm/v3/objects/{object_type}/batch/update"
         try:
             data, status, _headers = self.client.call(
-                endpoint, self.client.batch_api(object_type).update_with_http_info, body,
+                endpoint,
+                self.client.batch_api(object_type).update_with_http_info,
+                body,
             )
         except FatalAPIError as exc:
-            return WriteResult(failed=[
-                RecordFailure(u.object_type, u.object_id, str(exc), retriable=False) for u in items
-            ])
+            return WriteResult(
+                failed=[RecordFailure(u.object_type, u.object_id, str(exc), retriable=False) for u in items]
+            )
         result = WriteResult()
         if status != 207:
             result.written.extend(items)

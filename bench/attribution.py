@@ -1,0 +1,208 @@
+"""Benchmark: closedloop's exact Markov vs channelattribution's simulated one, plus heuristics.
+
+One command: ``/work/venv/bin/python bench/attribution.py [--journeys N]``.  It writes a CSV of
+N un-aggregated journeys (one row each) over 12 channels into a temp dir, then runs, each as a
+whole child process from reading the CSV to printing results:
+
+1. channelattribution ``markov_model`` order 1 (pandas read_csv + simulation);
+2. ``python -m closedloop.attribution.command PATHS --model markov_1 --format json``;
+3. all heuristic models of closedloop over the same file (compute time timed inside).
+
+It prints wall times, their ratio, peak RSS per child (``os.wait4``), per-channel credits of
+both and their differences, and checks closedloop against a dense numpy solve of the same
+absorbing chain.  channelattribution (GPL-3) is a benchmark-only extra, never imported by
+closedloop itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHANNELS = (
+    "paid_search", "organic_search", "direct", "email", "paid_social", "organic_social",
+    "display", "referral", "affiliate", "video", "webinar", "events",
+)  # fmt: skip
+
+CHANNELATTRIBUTION_SCRIPT = """
+import json, sys, time
+import pandas as pd
+import ChannelAttribution as ca
+data = pd.read_csv(sys.argv[1])
+result = ca.markov_model(data, "path", "total_conversions", var_value="total_conversion_value",
+                         var_null="total_null", order=1, sep=">", nsim_start=float(sys.argv[2]),
+                         verbose=False, flg_pro=False)
+print(json.dumps({str(row.channel_name): [float(row.total_conversions),
+                  float(row.total_conversion_value)] for row in result.itertuples()}))
+"""
+
+HEURISTICS_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from closedloop.attribution.names import HEURISTIC_MODEL_NAMES
+from closedloop.attribution.pathfile import read_path_file
+from closedloop.attribution.registry import channel_credits
+from closedloop.config.attribution import AttributionConfig
+config = AttributionConfig()
+started = time.perf_counter()
+batch = read_path_file(Path(sys.argv[1]))
+read = time.perf_counter() - started
+started = time.perf_counter()
+totals = {name: channel_credits(name, batch, config).conversions.sum()
+          for name in HEURISTIC_MODEL_NAMES}
+compute = time.perf_counter() - started
+print(json.dumps({"read_s": read, "compute_s": compute, "models": len(totals),
+                  "unique_paths": batch.path_count}))
+"""
+
+
+def generate(file: Path, journeys: int, seed: int) -> None:
+    """Journeys with Zipf-like channel mix, lengths 1..16 and channel-dependent conversion."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, len(CHANNELS) + 1) ** 0.8
+    popularity /= popularity.sum()
+    lift = rng.normal(0.0, 0.6, len(CHANNELS))
+    lengths = np.minimum(1 + rng.geometric(0.3, journeys) - 1, 16)
+    codes = rng.choice(len(CHANNELS), size=int(lengths.sum()), p=popularity)
+    path_of = np.repeat(np.arange(journeys), lengths)
+    score = -2.5 + np.bincount(path_of, weights=lift[codes], minlength=journeys) / np.sqrt(lengths)
+    converted = rng.random(journeys) < 1.0 / (1.0 + np.exp(-score))
+    value = np.where(converted, np.round(rng.lognormal(5.0, 0.8, journeys), 2), 0.0)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    names = np.array(CHANNELS)
+    with file.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "total_conversions", "total_conversion_value", "total_null"])
+        for index in range(journeys):
+            start, length = starts[index], lengths[index]
+            conversion = int(converted[index])
+            writer.writerow(
+                [
+                    " > ".join(names[codes[start : start + length]]),
+                    conversion,
+                    value[index] if conversion else 0,
+                    1 - conversion,
+                ]
+            )
+
+
+def run_child(arguments: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB and stdout of one child process."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(arguments, stdout=output, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        error = process.stderr.read().decode() if process.stderr else ""
+        if process.returncode != 0:
+            raise SystemExit(f"{arguments[:3]} failed ({process.returncode}):\n{error}")
+        output.seek(0)
+        text = output.read().decode()
+    return elapsed, usage.ru_maxrss / 1024.0, text
+
+
+def dense_markov_credits(file: Path) -> dict[str, float]:
+    """Independent check: order-1 removal effects by dense numpy solves, no closedloop code."""
+    index = {name: position + 1 for position, name in enumerate(CHANNELS)}
+    size = len(CHANNELS) + 3  # start, channels, conversion, null
+    conversion, null = size - 2, size - 1
+    counts = np.zeros((size, size))
+    total = 0.0
+    with file.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            states = [0] + [index[name.strip()] for name in row["path"].split(">")]
+            weight = float(row["total_conversions"]) + float(row["total_null"])
+            for before, after in itertools.pairwise(states):
+                counts[before, after] += weight
+            counts[states[-1], conversion] += float(row["total_conversions"])
+            counts[states[-1], null] += float(row["total_null"])
+            total += float(row["total_conversions"])
+    transient = size - 2
+    probability = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-300)
+
+    def p_conversion(removed: int | None) -> float:
+        keep = [state for state in range(transient) if state != removed]
+        q = probability[np.ix_(keep, keep)]
+        b = probability[keep, conversion]
+        return float(np.linalg.solve(np.eye(len(keep)) - q, b)[0])
+
+    base = p_conversion(None)
+    effects = {name: 1.0 - p_conversion(code) / base for name, code in index.items()}
+    effect_sum = sum(effects.values())
+    return {name: total * effect / effect_sum for name, effect in effects.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--journeys", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--nsim-start", type=float, default=1e5)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="Runs of each child, interleaved; best time counts"
+    )
+    args = parser.parse_args()
+    python = sys.executable
+    repo = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = repo + os.pathsep + os.environ.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory() as directory:
+        file = Path(directory) / "paths.csv"
+        started = time.perf_counter()
+        generate(file, args.journeys, args.seed)
+        size_mb = file.stat().st_size / 1e6
+        print(f"generated {args.journeys:,} journeys, {len(CHANNELS)} channels, "
+              f"{size_mb:.1f} MB in {time.perf_counter() - started:.1f} s")
+        commands = {
+            "ca": [python, "-c", CHANNELATTRIBUTION_SCRIPT, str(file), str(args.nsim_start)],
+            "cl": [python, "-m", "closedloop.attribution.command", str(file),
+                   "--model", "markov_1", "--format", "json"],
+            "heuristics": [python, "-c", HEURISTICS_SCRIPT, str(file)],
+        }  # fmt: skip
+        best: dict[str, tuple[float, float, str]] = {}
+        for _ in range(max(args.repeat, 1)):
+            for name, command in commands.items():
+                run = run_child(command)
+                if name not in best or run[0] < best[name][0]:
+                    best[name] = (run[0], max(run[1], best.get(name, run)[1]), run[2])
+        ca_time, ca_rss, ca_out = best["ca"]
+        cl_time, cl_rss, cl_out = best["cl"]
+        h_time, h_rss, h_out = best["heuristics"]
+        exact = dense_markov_credits(file)
+    ca_json = ca_out[ca_out.index("{") :]
+    ca = {name: figures[0] for name, figures in json.loads(ca_json).items()}
+    closedloop = {
+        name: figures["conversions"] for name, figures in json.loads(cl_out)["channels"].items()
+    }
+    heuristics = json.loads(h_out)
+    print(f"\nbest of {args.repeat} interleaved runs each; peak RSS is the maximum over runs")
+    print(f"channelattribution markov order 1 (nsim_start={args.nsim_start:g}): "
+          f"{ca_time:.2f} s, peak RSS {ca_rss:.0f} MB")
+    print(f"closedloop exact markov order 1: {cl_time:.2f} s, peak RSS {cl_rss:.0f} MB")
+    print(f"ratio closedloop / channelattribution: {cl_time / ca_time:.3f} (target <= 0.333)")
+    print(f"heuristics ({heuristics['models']} models): compute {heuristics['compute_s']:.2f} s, "
+          f"read {heuristics['read_s']:.2f} s, whole process {h_time:.2f} s, "
+          f"peak RSS {h_rss:.0f} MB, {heuristics['unique_paths']:,} unique paths")
+    print(f"\n{'channel':<16}{'exact (dense)':>15}{'closedloop':>13}{'rel.err':>10}"
+          f"{'chanattr':>12}{'CA - exact':>12}")
+    worst = 0.0
+    for name in CHANNELS:
+        error = abs(closedloop[name] - exact[name]) / max(exact[name], 1e-12)
+        worst = max(worst, error)
+        difference = (ca.get(name, 0.0) - exact[name]) / max(exact[name], 1e-12)
+        print(f"{name:<16}{exact[name]:>15.2f}{closedloop[name]:>13.2f}{error:>10.1e}"
+              f"{ca.get(name, 0.0):>12.2f}{difference:>+11.2%}")
+    print(f"\nworst closedloop relative error vs dense solve: {worst:.1e} (target <= 0.5%)")
+
+
+if __name__ == "__main__":
+    main()

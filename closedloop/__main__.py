@@ -1,0 +1,5 @@
+"""`python -m closedloop` is the `closedloop` command."""
+
+from closedloop.cli import app
+
+app(prog_name="closedloop")

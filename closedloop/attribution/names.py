@@ -1,0 +1,18 @@
+"""Names of the built-in models, kept free of imports so the config can validate against them."""
+
+from __future__ import annotations
+
+POSITION_MODEL_NAMES: tuple[str, ...] = (
+    "first_touch",
+    "last_touch",
+    "linear",
+    "u_shaped",
+    "w_shaped",
+    "full_path",
+    "j_shaped",
+    "inverse_j",
+)
+HEURISTIC_MODEL_NAMES: tuple[str, ...] = (*POSITION_MODEL_NAMES, "last_non_direct", "time_decay")
+MARKOV_MODEL_NAMES: tuple[str, ...] = ("markov", "markov_1", "markov_2", "markov_3", "markov_4")
+DATA_DRIVEN_MODEL_NAMES: tuple[str, ...] = (*MARKOV_MODEL_NAMES, "shapley")
+BUILTIN_MODEL_NAMES: tuple[str, ...] = (*HEURISTIC_MODEL_NAMES, *DATA_DRIVEN_MODEL_NAMES)
