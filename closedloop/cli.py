@@ -146,6 +146,9 @@ def demo(
 def run(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    no_pull: Annotated[
+        bool, typer.Option("--no-pull", help="Recompute from stored data only (after a mapping or model change).")
+    ] = False,
 ) -> None:
     """One real run: pull since the cursors, rebuild, write back what changed, record the run."""
     from closedloop.report.terminal import api_calls_table, writeback_table
@@ -165,6 +168,7 @@ def run(
             log=connectors.log,
             now=_now(),
             progress=say,
+            pull=not no_pull,
         )
     if as_json:
         sys.stdout.write(
@@ -223,12 +227,15 @@ def writeback(
 
     from closedloop.store.engine import open_store
     from closedloop.sync.factory import build_connectors
+    from closedloop.sync.derive import rebuild
     from closedloop.sync.writeback import dry_run as plan
     from closedloop.sync.writeback import run_writeback
 
     cfg = load_or_exit(config)
     engine = open_store(cfg.store.url)
     if dry_run:
+        with progress_line(True) as say:
+            rebuild(engine, cfg, progress=say)  # from stored data only, so the preview follows the config
         changes = plan(engine, cfg)
         table = Table(title=f"{len(changes):,} property values would be written", title_justify="left")
         for col in ("Object", "Property", "Old", "New"):

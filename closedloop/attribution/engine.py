@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,37 +59,65 @@ def _fitting_batch(
     return batch
 
 
+ChannelImportance = Mapping[str, float]
+
+
+def fit_data_driven(
+    journeys: Sequence[Journey],
+    *,
+    models: Sequence[str],
+    config: AttributionConfig,
+    non_converting_paths: Sequence[Sequence[str]] = (),
+) -> dict[str, ChannelImportance]:
+    """Fit every data-driven model once on all journeys: model -> channel -> importance.
+
+    Fitting needs the whole population of paths, crediting does not, so a caller with many
+    conversions fits once here and then credits them chunk by chunk with ``fitted=``.
+    """
+    with_touches = [journey for journey in journeys if journey.touches]
+    wanted = [name for name in models if is_data_driven(name)]
+    if not with_touches or not wanted:
+        return {}
+    names = batch_from_journeys(with_touches).channel_names
+    fitting = _fitting_batch(with_touches, names, non_converting_paths, config)
+    out: dict[str, ChannelImportance] = {}
+    for name in wanted:
+        importance = fitted_importance(name, fitting, config)
+        out[name] = dict(zip(fitting.channel_names, importance.tolist(), strict=True))
+    return out
+
+
 def attribute_journeys(
     journeys: Sequence[Journey],
     *,
     models: Sequence[str],
     config: AttributionConfig,
     non_converting_paths: Sequence[Sequence[str]] = (),
+    fitted: Mapping[str, ChannelImportance] | None = None,
 ) -> Iterator[CreditRow]:
     """Credit rows per journey, touch and model; each journey's weights per model sum to 1.
 
     Journeys without touches get no rows.  Data-driven models are fitted once on all journeys'
     channel paths (each a conversion worth ``journey.value``) plus ``non_converting_paths`` as
-    nulls, then split per journey by ``registry.importance_weights``.  Revenue is weight times
-    the journey's value.
+    nulls, then split per journey by ``registry.importance_weights``; pass ``fitted`` (from
+    ``fit_data_driven``) to credit a chunk of journeys with importances fitted on all of them.
+    Revenue is weight times the journey's value.
     """
     for name in models:
         check_model_name(name, config)
     with_touches = [journey for journey in journeys if journey.touches]
     if not with_touches:
         return
+    if fitted is None:
+        fitted = fit_data_driven(
+            with_touches, models=models, config=config, non_converting_paths=non_converting_paths
+        )
     batch = batch_from_journeys(with_touches)
-    fitting: TouchBatch | None = None
     for name in models:
         if is_data_driven(name):
-            if fitting is None:
-                fitting = _fitting_batch(
-                    with_touches, batch.channel_names, non_converting_paths, config
-                )
-            # The fitting batch lists the journeys' channels first, then channels seen only
-            # in non-converting paths, so the leading importances line up with batch codes.
-            importance = fitted_importance(name, fitting, config)
-            weights = importance_weights(batch, importance[: len(batch.channel_names)])
+            by_channel = fitted[name]
+            importance = np.array([by_channel.get(c, 0.0) for c in batch.channel_names], dtype=np.float64)
+            weights = importance_weights(batch, importance)
         else:
             weights = heuristic_touch_weights(name, batch, config)
         yield from _rows(with_touches, batch, name, weights)

@@ -19,6 +19,7 @@ from closedloop.attribution.types import ConversionKind
 from closedloop.config.base import Strict
 
 _WEIGHT_TOLERANCE = 1e-6
+SPEND_FILE_SUFFIXES = (".csv", ".yaml", ".yml")
 _CUSTOM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -87,6 +88,16 @@ class AttributionConfig(Strict):
         default_factory=lambda: ["direct"],
         description="Channel names (case-insensitive) that last_non_direct skips",
     )
+    spend_files: list[str] = Field(
+        default_factory=list,
+        description="Spend per channel/campaign/day for `closedloop roi`: CSV (date,channel,"
+        "campaign,cost) or YAML files, paths relative to the working directory",
+    )
+    currency: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of the spend files' costs; unset: they are in GA4's currency",
+    )
 
     @field_validator("custom_models")
     @classmethod
@@ -98,6 +109,17 @@ class AttributionConfig(Strict):
                 )
             if name in BUILTIN_MODEL_NAMES or name == "all":
                 raise ValueError(f"custom model name {name!r} is taken by a built-in")
+        return value
+
+    @field_validator("spend_files")
+    @classmethod
+    def _spend_files_are_csv_or_yaml(cls, value: list[str]) -> list[str]:
+        wrong = [path for path in value if not path.lower().endswith(SPEND_FILE_SUFFIXES)]
+        if wrong:
+            raise ValueError(
+                f"spend file(s) {', '.join(map(repr, wrong))}: must end in "
+                f"{', '.join(SPEND_FILE_SUFFIXES)}"
+            )
         return value
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ replica computes the same ticks; that is what lets the lease turn "one replica a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -89,7 +88,7 @@ class ScheduleConfig(Strict):
         120.0, ge=1, le=86_400,
         description="A replica that dies holding a job frees it after this long; renewed while alive",
     )
-    health_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz, /metrics")  # noqa: S104
+    health_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz, /metrics")
     health_port: int = Field(8080, ge=0, le=65_535, description="0 picks a free port")
     health_enabled: bool = True
 
@@ -118,9 +117,3 @@ class ScheduleConfig(Strict):
     def enabled_jobs(self) -> dict[str, JobSchedule]:
         return {name: job for name, job in self.jobs.items() if job.enabled}
 
-
-def describe(job: JobSchedule) -> dict[str, Any]:
-    """A short, log-friendly description of a job's trigger."""
-    if job.cron is not None:
-        return {"cron": job.cron}
-    return {"every_s": job.period_seconds}

@@ -73,3 +73,9 @@ class CRMWriter(Protocol):
         ...
 
     def write(self, updates: Sequence[PropertyUpdate]) -> WriteResult: ...
+
+    def read_properties(
+        self, object_type: ObjectType, object_ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]:
+        """Current values, to reconcile writes a crash left unconfirmed; unknown ids are absent."""
+        ...

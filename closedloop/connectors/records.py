@@ -7,7 +7,7 @@ so mapping and attribution never learn where a row came from.  Datetimes are UTC
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -92,6 +92,22 @@ class WebSessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AdCostRecord:
+    """One day's imported ad cost of a source/medium/campaign (GA4 ``advertiserAdCost``).
+
+    ``day`` is a reporting day in the property's time zone, as the ad platforms bill it; the
+    channel is left to the mapping, so a rule change re-channels cost like it does sessions.
+    """
+
+    day: date
+    source: str
+    medium: str
+    campaign: str
+    cost: float
+    currency: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineStage:
     pipeline_id: str
     pipeline_label: str
@@ -102,7 +118,7 @@ class PipelineStage:
     is_won: bool
 
 
-Record = ContactRecord | DealRecord | DealStageEvent | DealContactLink | WebSessionRecord
+Record = ContactRecord | DealRecord | DealStageEvent | DealContactLink | WebSessionRecord | AdCostRecord
 
 
 @dataclass(frozen=True, slots=True)

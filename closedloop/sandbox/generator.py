@@ -254,7 +254,9 @@ class _Builder:
         client_id = self.client_id(at)
         for _ in range(visits):
             self.session(self.anonymous_touch(), client_id, at, "", engaged=rng.random() < 0.45)
-            at = min(self.end - 1, at + rng.randint(_HOUR, 20 * _DAY))
+            at += rng.randint(_HOUR, 20 * _DAY)
+            if at >= self.end:
+                break
 
     # ---- deals ------------------------------------------------------------------------------
 

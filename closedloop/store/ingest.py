@@ -15,6 +15,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from closedloop.connectors.records import (
+    AdCostRecord,
     Batch,
     ContactRecord,
     DealContactLink,
@@ -27,6 +28,8 @@ from closedloop.connectors.records import (
 from closedloop.store import models as m
 from closedloop.store.models import table
 from closedloop.store.upsert import shallow_dict, upsert
+
+GA4_SPEND_ORIGIN = "ga4"
 
 
 def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str]:
@@ -45,6 +48,8 @@ def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str
         )
     if sessions := groups.get(WebSessionRecord):
         counts["web_sessions"] = store_web_sessions(session, sessions)
+    if costs := groups.get(AdCostRecord):
+        counts["spend"] = store_ad_costs(session, costs)
     if stages := groups.get(PipelineStage):
         counts["pipeline_stages"] = upsert(
             session, table(m.PipelineStage), [shallow_dict(s) for s in stages], key=("pipeline_id", "stage_id")
@@ -147,6 +152,26 @@ def store_web_sessions(session: Session, sessions: list[WebSessionRecord]) -> in
         for s in sessions
     ]
     return upsert(session, table(m.WebSession), rows, key=("key",))
+
+
+def store_ad_costs(session: Session, costs: list[AdCostRecord]) -> int:
+    """GA4 cost rows keep source/medium raw with channel "": the mapping channels them on read."""
+    rows = [
+        {
+            "origin": GA4_SPEND_ORIGIN,
+            "day": c.day,
+            "channel": "",
+            "source": c.source,
+            "medium": c.medium,
+            "campaign": c.campaign,
+            "cost": c.cost,
+            "currency": c.currency,
+        }
+        for c in costs
+    ]
+    return upsert(
+        session, table(m.Spend), rows, key=("origin", "day", "channel", "source", "medium", "campaign")
+    )
 
 
 def store_quarantine(session: Session, items: list[QuarantinedRecord], *, now: datetime) -> int:

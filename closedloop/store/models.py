@@ -179,6 +179,8 @@ class WritebackState(SQLModel, table=True):
     property: str = Field(primary_key=True, max_length=128)
     value: str | None = None
     written_at: datetime | None = _utc(nullable=True)
+    # Sent but not yet confirmed: a crash leaves it set, and the next run reads the CRM back.
+    in_flight_value: str | None = None
     pending_value: str | None = None
     attempts: int = 0
     last_error: str | None = None

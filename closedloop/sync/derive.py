@@ -9,7 +9,7 @@ the rows that differ.  Raw tables are streamed; what is held in memory is per co
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,13 +17,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from closedloop.attribution.engine import attribute_journeys
-from closedloop.attribution.journeys import build_journey
-from closedloop.attribution.types import Journey, Touch
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.conversions import (
-    ConversionRow,
     DealFacts,
     contact_conversion,
     deal_conversions,
@@ -43,6 +39,7 @@ from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.store.upsert import shallow_dict
+from closedloop.sync.credits import write_credits
 
 CHUNK = 2000
 Progress = Callable[[str], None]
@@ -122,27 +119,7 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
             )
         )
     say("attributing conversions")
-    credit_rows = _credits(config, contacts, deals, conversions, anonymous)
-    with session_scope(engine) as session:
-        conversion_ids = [c.id for c in conversions]
-        by_conversion: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in credit_rows:
-            by_conversion[row["conversion_id"]].append(row)
-        stale = [r[0] for r in session.execute(select(col(m.Credit.conversion_id)).distinct())]
-        scope_ids = sorted(set(conversion_ids) | set(stale))
-        for start in range(0, len(scope_ids), CHUNK):
-            scope = scope_ids[start : start + CHUNK]
-            rows = [r for cid in scope for r in by_conversion.get(cid, [])]
-            stats.credits.add(
-                replace_scope(
-                    session,
-                    table(m.Credit),
-                    scope_column="conversion_id",
-                    scope_values=scope,
-                    rows=rows,
-                    key=("conversion_id", "touchpoint_id", "model"),
-                )
-            )
+    stats.credits.add(write_credits(engine, config, contacts, deals, conversions, anonymous))
     return stats
 
 
@@ -243,95 +220,3 @@ def _load_deals(
         )
         deals.append((facts, won_date(facts, won_entries.get(deal_id, []))))
     return deals
-
-
-def _touch(t: TouchpointRow, direct: frozenset[str]) -> Touch:
-    return Touch(channel=t.channel, at=t.occurred_at, touchpoint_id=t.id, is_direct=t.channel.lower() in direct)
-
-
-def _credits(
-    config: Config,
-    contacts: dict[str, _ContactInfo],
-    deals: Sequence[tuple[DealFacts, datetime | None]],
-    conversions: Sequence[ConversionRow],
-    anonymous: dict[str, list[tuple[datetime, str]]],
-) -> list[dict[str, Any]]:
-    direct = frozenset(c.lower() for c in config.attribution.direct_channels)
-    touches = {cid: [_touch(t, direct) for t in info.touches] for cid, info in contacts.items()}
-    channels = {t.id: (t.channel, t.campaign) for info in contacts.values() for t in info.touches}
-    deal_by_id = {d.id: d for d, _ in deals}
-
-    def deal_touches(deal: DealFacts) -> list[Touch]:
-        merged = {t.touchpoint_id: t for cid in deal.contact_ids for t in touches.get(cid, [])}
-        return sorted(merged.values(), key=lambda t: (t.at, t.touchpoint_id))
-
-    def lead_at(deal: DealFacts) -> datetime | None:
-        dates = [contacts[c].created_at for c in deal.contact_ids if c in contacts]
-        return min(dates) if dates else None
-
-    journeys: dict[str, list[Journey]] = defaultdict(list)
-    for conv in conversions:
-        if conv.kind == "contact_created" and conv.contact_id in contacts:
-            journeys[conv.kind].append(
-                build_journey(
-                    touches[conv.contact_id],
-                    converted_at=conv.occurred_at,
-                    lookback=config.attribution.lookback(conv.kind),
-                    lead_at=conv.occurred_at,
-                    conversion_id=conv.id,
-                    value=conv.value,
-                )
-            )
-        elif conv.deal_id in deal_by_id:
-            deal = deal_by_id[conv.deal_id]
-            journeys[conv.kind].append(
-                build_journey(
-                    deal_touches(deal),
-                    converted_at=conv.occurred_at,
-                    lookback=config.attribution.lookback(conv.kind),
-                    lead_at=lead_at(deal),
-                    opportunity_at=deal.created_at,
-                    won_at=conv.occurred_at if conv.kind == "deal_won" else None,
-                    conversion_id=conv.id,
-                    value=conv.value,
-                )
-            )
-    nulls = _non_converting_paths(contacts, touches, deals, anonymous, deal_touches)
-    rows: list[dict[str, Any]] = []
-    for kind, kind_journeys in journeys.items():
-        for credit in attribute_journeys(
-            kind_journeys,
-            models=config.attribution.models,
-            config=config.attribution,
-            non_converting_paths=nulls[kind],
-        ):
-            channel, campaign = channels.get(credit.touchpoint_id, ("Unassigned", ""))
-            rows.append(
-                {
-                    "conversion_id": credit.conversion_id,
-                    "touchpoint_id": credit.touchpoint_id,
-                    "model": credit.model,
-                    "channel": channel,
-                    "campaign": campaign or "",
-                    "weight": credit.weight,
-                    "revenue": credit.revenue,
-                }
-            )
-    return rows
-
-
-def _non_converting_paths(
-    contacts: dict[str, _ContactInfo],
-    touches: dict[str, list[Touch]],
-    deals: Sequence[tuple[DealFacts, datetime | None]],
-    anonymous: dict[str, list[tuple[datetime, str]]],
-    deal_touches: Callable[[DealFacts], list[Touch]],
-) -> dict[str, list[list[str]]]:
-    """Paths that did not convert, per conversion kind: what data-driven models learn 'null' from."""
-    with_deal = {cid for d, _ in deals for cid in d.contact_ids}
-    lost = [d for d, won in deals if won is None and d.closed_at is not None]
-    return {
-        "contact_created": [[channel for _, channel in sorted(v)] for v in anonymous.values()],
-        "deal_created": [[t.channel for t in touches[c]] for c in contacts if c not in with_deal and touches[c]],
-        "deal_won": [[t.channel for t in deal_touches(d)] for d in lost if deal_touches(d)],
-    }

@@ -101,8 +101,12 @@ def run_once(
     job: str = "run",
     clock: Callable[[], float] = time.perf_counter,
     should_stop: Callable[[], bool] = lambda: False,
+    pull: bool = True,
 ) -> RunReport:
-    """Pull, rebuild, write back.  ``should_stop`` is checked between batches (SIGTERM handling)."""
+    """Pull, rebuild, write back.  ``should_stop`` is checked between batches (SIGTERM handling).
+
+    ``pull=False`` recomputes from the stored raw data only: after a mapping or model change.
+    """
     say = progress or (lambda _msg: None)
     started = clock()
     with session_scope(engine) as session:
@@ -113,7 +117,7 @@ def run_once(
     report = RunReport(run_id=run_id, started_at=now)
     try:
         mark = clock()
-        for source in sources:
+        for source in sources if pull else ():
             for stream in source.streams():
                 say(f"pulling {stream}")
                 try:

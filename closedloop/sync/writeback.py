@@ -10,42 +10,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from closedloop.config.models import Config
-from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate, WriteResult
+from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate
 from closedloop.store import models as m
-from closedloop.store.engine import session_scope
-from closedloop.store.models import table
-from closedloop.store.upsert import upsert
 from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
+from closedloop.sync.writeback_state import (
+    PropertyChange,
+    WritebackStats,
+    count_given_up,
+    mark_in_flight,
+    reconcile_in_flight,
+    record_outcome,
+)
 
 CHUNK = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class PropertyChange:
-    object_type: ObjectType
-    object_id: str
-    property: str
-    old: str | None
-    new: str
-
-
-@dataclass(slots=True)
-class WritebackStats:
-    properties_created: list[str] = field(default_factory=list)
-    objects_written: int = 0
-    properties_written: int = 0
-    records_failed: int = 0
-    records_given_up: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
-    by_property: dict[str, int] = field(default_factory=dict)
 
 
 def desired_values(engine: Engine, config: Config) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
@@ -164,14 +147,17 @@ def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: dat
     wb = config.writeback
     specs = property_specs(wb.property_prefix, config.attribution.primary_model)
     stats.properties_created = writer.ensure_properties(specs, group_name=wb.group_name, group_label=wb.group_label)
+    stats.reconciled = reconcile_in_flight(engine, writer, now=now)
     owned = {(s.object_type, s.name) for s in specs}
     # One buffer per object type, so every batch call but the last of each type is full.
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
     changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
 
     def send(updates: list[PropertyUpdate]) -> None:
+        sending = [c for u in updates for c in changes_by_object[(u.object_type, u.object_id)]]
+        mark_in_flight(engine, sending)
         result = writer.write(updates)
-        _record(engine, result, changes_by_object, now=now, stats=stats)
+        record_outcome(engine, result, changes_by_object, now=now, stats=stats)
 
     for changes in plan_changes(engine, config):
         grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
@@ -189,68 +175,8 @@ def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: dat
     for queue in pending.values():
         if queue:
             send(queue)
-    stats.records_given_up = _count_given_up(engine, wb.max_attempts)
+    stats.records_given_up = count_given_up(engine, wb.max_attempts)
     return stats
-
-
-def _record(
-    engine: Engine,
-    result: WriteResult,
-    changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]],
-    *,
-    now: datetime,
-    stats: WritebackStats,
-) -> None:
-    rows: list[dict[str, Any]] = []
-    for update in result.written:
-        stats.objects_written += 1
-        for change in changes_by_object.pop((update.object_type, update.object_id), []):
-            stats.properties_written += 1
-            name = f"{change.object_type}.{change.property}"
-            stats.by_property[name] = stats.by_property.get(name, 0) + 1
-            rows.append(
-                {
-                    "object_type": change.object_type,
-                    "object_id": change.object_id,
-                    "property": change.property,
-                    "value": change.new,
-                    "written_at": now,
-                    "pending_value": None,
-                    "attempts": 0,
-                    "last_error": None,
-                }
-            )
-    with session_scope(engine) as session:
-        upsert(session, table(m.WritebackState), rows, key=("object_type", "object_id", "property"))
-        for failure in result.failed:
-            stats.records_failed += 1
-            if len(stats.failures) < 50:
-                stats.failures.append(
-                    {"object": f"{failure.object_type}/{failure.object_id}", "reason": failure.reason}
-                )
-            for change in changes_by_object.pop((failure.object_type, failure.object_id), []):
-                _record_failure(session, change, failure.reason)
-
-
-def _record_failure(session: Session, change: PropertyChange, reason: str) -> None:
-    key = (change.object_type, change.object_id, change.property)
-    row = session.get(m.WritebackState, key)
-    if row is None:
-        row = m.WritebackState(object_type=change.object_type, object_id=change.object_id, property=change.property)
-        session.add(row)
-    if row.pending_value != change.new:
-        row.attempts = 0
-    row.pending_value = change.new
-    row.attempts = (row.attempts or 0) + 1
-    row.last_error = reason[:1000]
-
-
-def _count_given_up(engine: Engine, max_attempts: int) -> int:
-    with Session(engine) as session:
-        rows = session.execute(
-            select(col(m.WritebackState.object_id)).where(col(m.WritebackState.attempts) >= max_attempts)
-        ).all()
-    return len(rows)
 
 
 def dry_run(engine: Engine, config: Config) -> Sequence[PropertyChange]:

@@ -1,4 +1,4 @@
-"""GA4 as a source: one stream of sessions, re-pulling a lookback of days that still change.
+"""GA4 as a source: sessions and daily ad cost, re-pulling a lookback of days that still change.
 
 The cursor is ``{"complete_through": "YYYY-MM-DD", "time_zone": "..."}`` in the property's
 own zone.  Pages of one report share the old cursor; only the last page moves it, because a
@@ -7,6 +7,7 @@ report is a snapshot that is consistent only as a whole.  Upserts make replays h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,10 +27,15 @@ from google.auth.credentials import AnonymousCredentials
 from closedloop.config.models import GA4Config
 from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
 from closedloop.connectors.ga4.errors import translate_ga4_error
-from closedloop.connectors.records import Batch, QuarantinedRecord, WebSessionRecord
+from closedloop.connectors.records import AdCostRecord, Batch, QuarantinedRecord, WebSessionRecord
 
 STREAM = "ga4.sessions"
 METRICS = ("sessions", "engagedSessions", "keyEvents")
+# Imported cost (Google Ads link, cost data import) splits only by day and the session's
+# traffic source; GA4 refuses advertiserAdCost with event- or user-scoped dimensions.
+AD_COST_STREAM = "ga4.ad_cost"
+AD_COST_DIMENSIONS = ("date", "sessionSource", "sessionMedium", "sessionCampaignName")
+AD_COST_METRIC = "advertiserAdCost"
 
 
 def build_ga4_client(config: GA4Config) -> BetaAnalyticsDataClient:
@@ -71,12 +77,15 @@ class GA4Source:
         self.last_quota: dict[str, Any] | None = None
 
     def streams(self) -> Sequence[str]:
-        return (STREAM,)
+        return (STREAM, AD_COST_STREAM)
 
     def pull(self, stream: str, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
-        if stream != STREAM:
+        if stream == STREAM:
+            yield from self.pull_sessions(cursor, now=now)
+        elif stream == AD_COST_STREAM:
+            yield from self.pull_ad_costs(cursor, now=now)
+        else:
             raise ValueError(f"unknown stream {stream!r}")
-        yield from self.pull_sessions(cursor, now=now)
 
     def _date_range(self, cursor: dict[str, Any] | None, now: datetime) -> tuple[date, date]:
         zone = ZoneInfo((cursor or {}).get("time_zone") or "UTC")
@@ -134,6 +143,74 @@ class GA4Source:
             yield Batch(STREAM, records, next_cursor, quarantined)
             if done:
                 return
+
+    def pull_ad_costs(self, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
+        """Daily cost per source/medium/campaign; cursor and lookback exactly as for sessions.
+
+        GA4 leaves out rows whose cost is zero, so a day with no paid traffic yields nothing.
+        """
+        start, end = self._date_range(cursor, now)
+        offset, limit = 0, self.config.page_size
+        while True:
+            request = RunReportRequest(
+                property=f"properties/{self.config.property_id}",
+                dimensions=[Dimension(name=d) for d in AD_COST_DIMENSIONS],
+                metrics=[Metric(name=AD_COST_METRIC)],
+                date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
+                order_bys=[
+                    OrderBy(dimension=OrderBy.DimensionOrderBy(dimension_name=d)) for d in AD_COST_DIMENSIONS
+                ],
+                limit=limit,
+                offset=offset,
+                return_property_quota=True,
+            )
+            response = self.caller.call(
+                f"POST /v1beta/properties/{self.config.property_id}:runReport",
+                self.client.run_report,
+                request=request,
+                retry=None,
+                timeout=self.config.timeout_s,
+            )
+            zone_name = response.metadata.time_zone or "UTC"
+            if response.property_quota:
+                self.last_quota = type(response.property_quota).to_dict(response.property_quota)
+            records, quarantined = _parse_ad_cost_rows(response.rows, response.metadata.currency_code or "")
+            offset += len(response.rows)
+            done = not response.rows or offset >= response.row_count
+            if done:
+                today = now.astimezone(ZoneInfo(zone_name)).date()
+                next_cursor = {"complete_through": min(end, today).isoformat(), "time_zone": zone_name}
+            else:
+                next_cursor = dict(cursor or {})
+            yield Batch(AD_COST_STREAM, records, next_cursor, quarantined)
+            if done:
+                return
+
+
+def _parse_ad_cost_rows(
+    rows: Any, currency: str
+) -> tuple[list[AdCostRecord], list[QuarantinedRecord]]:
+    records: list[AdCostRecord] = []
+    quarantined: list[QuarantinedRecord] = []
+    for row in rows:
+        dims = [v.value for v in row.dimension_values]
+        mets = [v.value for v in row.metric_values]
+        try:
+            day = datetime.strptime(dims[0], "%Y%m%d").date()
+            cost = float(mets[0] or 0)
+            if not math.isfinite(cost):
+                raise ValueError(f"cost {mets[0]!r} is not a finite number")
+            records.append(AdCostRecord(day, dims[1], dims[2], dims[3], cost, currency))
+        except (ValueError, IndexError) as exc:
+            quarantined.append(
+                QuarantinedRecord(
+                    AD_COST_STREAM,
+                    "|".join(dims)[:250],
+                    f"unreadable GA4 ad cost row: {exc}",
+                    {"dimensions": dims, "metrics": mets},
+                )
+            )
+    return records, quarantined
 
 
 def _parse_rows(rows: Any, zone: ZoneInfo) -> tuple[list[WebSessionRecord], list[QuarantinedRecord]]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput
+from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput, BatchReadInputSimplePublicObjectId
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
-from closedloop.connectors.base import PropertySpec, PropertyUpdate, RecordFailure, WriteResult
+from closedloop.connectors.base import ObjectType, PropertySpec, PropertyUpdate, RecordFailure, WriteResult
 from closedloop.connectors.errors import FatalAPIError
 from closedloop.connectors.hubspot.client import HubSpotClient
 
@@ -64,6 +64,20 @@ class HubSpotWriter:
                 )
                 created.append(f"{object_type}.{spec.name}")
         return created
+
+    def read_properties(
+        self, object_type: ObjectType, object_ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]:
+        out: dict[str, dict[str, str | None]] = {}
+        endpoint = f"POST /crm/v3/objects/{object_type}/batch/read"
+        for start in range(0, len(object_ids), BATCH_LIMIT):
+            request = BatchReadInputSimplePublicObjectId(
+                inputs=[{"id": i} for i in object_ids[start : start + BATCH_LIMIT]], properties=list(properties)
+            )
+            data = self.client.call_data(endpoint, self.client.batch_api(object_type).read_with_http_info, request)
+            for obj in data.results or []:
+                out[str(obj.id)] = {p: (obj.properties or {}).get(p) for p in properties}
+        return out
 
     def write(self, updates: Sequence[PropertyUpdate]) -> WriteResult:
         result = WriteResult()

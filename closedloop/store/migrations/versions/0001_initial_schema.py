@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:10:38.860692
+Create Date: 2026-11-23 19:19:34.243200
 """
 
 from __future__ import annotations
@@ -226,6 +226,7 @@ def upgrade() -> None:
         sa.Column("property", sa.String(length=128), nullable=False),
         sa.Column("value", sa.String(), nullable=True),
         sa.Column("written_at", closedloop.store.types.UTCDateTime(), nullable=True),
+        sa.Column("in_flight_value", sa.String(), nullable=True),
         sa.Column("pending_value", sa.String(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(), nullable=True),

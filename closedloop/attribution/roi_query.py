@@ -1,0 +1,157 @@
+"""The store side of ROI: replace a spend file's rows, and read spend, credits and deal timing.
+
+Everything returned is plain data for ``closedloop.attribution.roi``; no row object escapes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session, col
+
+from closedloop.attribution.roi import GA4_ORIGIN, CreditLine, SpendLine
+from closedloop.attribution.spend import SpendFile
+from closedloop.mapping.channels import ChannelMapper
+from closedloop.mapping.utm import RawTouch
+from closedloop.store import models as m
+from closedloop.store.models import table
+from closedloop.store.upsert import upsert
+
+_SECONDS_PER_DAY = 86_400.0
+_MAX_MERGE_HOPS = 20
+
+
+def replace_file_spend(session: Session, files: Sequence[SpendFile], *, currency: str) -> int:
+    """A file's rows are replaced whole: a line deleted from the file disappears from the store.
+
+    Re-running with the same file writes the same rows, so loading is idempotent.
+    """
+    written = 0
+    for spend_file in files:
+        session.execute(delete(m.Spend).where(col(m.Spend.origin) == spend_file.origin))
+        rows = [
+            {
+                "origin": spend_file.origin,
+                "day": entry.day,
+                "channel": entry.channel,
+                "source": "",
+                "medium": "",
+                "campaign": entry.campaign,
+                "cost": entry.cost,
+                "currency": currency,
+            }
+            for entry in spend_file.entries
+        ]
+        written += upsert(
+            session, table(m.Spend), rows, key=("origin", "day", "channel", "source", "medium", "campaign")
+        )
+    return written
+
+
+def read_spend(
+    session: Session,
+    mapper: ChannelMapper,
+    *,
+    file_origins: Collection[str],
+    since: date | None = None,
+) -> tuple[list[SpendLine], set[str]]:
+    """GA4 cost (channelled by the mapping now) and the configured files' cost, plus currencies.
+
+    Rows of spend files no longer in the config stay in the store but are not counted.
+    """
+    origins = [GA4_ORIGIN, *file_origins]
+    stmt = select(
+        col(m.Spend.origin),
+        col(m.Spend.day),
+        col(m.Spend.channel),
+        col(m.Spend.source),
+        col(m.Spend.medium),
+        col(m.Spend.campaign),
+        col(m.Spend.cost),
+        col(m.Spend.currency),
+    ).where(col(m.Spend.origin).in_(origins))
+    if since is not None:
+        stmt = stmt.where(col(m.Spend.day) >= since)
+    lines: list[SpendLine] = []
+    currencies: set[str] = set()
+    for origin, day, channel, source, medium, campaign, cost, currency in session.execute(stmt):
+        if origin == GA4_ORIGIN:
+            channel = mapper.assign(RawTouch(source=source, medium=medium, campaign=campaign)).channel
+        lines.append(SpendLine(day, channel, campaign, float(cost or 0.0), origin))
+        if currency:
+            currencies.add(currency)
+    return lines, currencies
+
+
+def credited_models(session: Session) -> list[str]:
+    rows = session.execute(select(col(m.Credit.model)).distinct().order_by(col(m.Credit.model)))
+    return [str(r[0]) for r in rows]
+
+
+def read_credits(session: Session, model: str, *, since: datetime | None = None) -> list[CreditLine]:
+    """One line per conversion, channel and campaign: touches of one channel are summed."""
+    stmt = (
+        select(
+            col(m.Credit.conversion_id),
+            col(m.Conversion.kind),
+            col(m.Credit.channel),
+            col(m.Credit.campaign),
+            func.sum(col(m.Credit.weight)),
+            func.sum(col(m.Credit.revenue)),
+        )
+        .join(m.Conversion, col(m.Conversion.id) == col(m.Credit.conversion_id))
+        .where(col(m.Credit.model) == model)
+        .group_by(col(m.Credit.conversion_id), col(m.Conversion.kind), col(m.Credit.channel), col(m.Credit.campaign))
+    )
+    if since is not None:
+        stmt = stmt.where(col(m.Conversion.occurred_at) >= since)
+    return [
+        CreditLine(conversion_id, kind, channel, campaign or "", float(weight or 0.0), float(revenue or 0.0))
+        for conversion_id, kind, channel, campaign, weight, revenue in session.execute(stmt)
+    ]
+
+
+def read_days_lead_to_won(session: Session, *, since: datetime | None = None) -> dict[str, float]:
+    """``deal_won`` conversion id -> days from the lead's creation to the win.
+
+    The lead is the earliest-created contact on the deal (merged contacts followed to the one
+    they were merged into), as the attribution engine takes it.  Deals whose every contact was
+    created after the win (a contact attached later) have no lead time and are left out.
+    """
+    merged_into: dict[str, str] = {}
+    created: dict[str, datetime] = {}
+    for contact_id, created_at, target in session.execute(
+        select(col(m.Contact.id), col(m.Contact.created_at), col(m.Contact.merged_into))
+    ):
+        created[contact_id] = created_at
+        if target:
+            merged_into[contact_id] = target
+
+    def canonical(contact_id: str) -> str:
+        for _ in range(_MAX_MERGE_HOPS):
+            target = merged_into.get(contact_id)
+            if target is None or target == contact_id:
+                break
+            contact_id = target
+        return contact_id
+
+    contacts_of: dict[str, set[str]] = defaultdict(set)
+    for deal_id, contact_id in session.execute(select(col(m.DealContact.deal_id), col(m.DealContact.contact_id))):
+        contacts_of[deal_id].add(canonical(contact_id))
+    stmt = select(col(m.Conversion.id), col(m.Conversion.deal_id), col(m.Conversion.occurred_at)).where(
+        col(m.Conversion.kind) == "deal_won"
+    )
+    if since is not None:
+        stmt = stmt.where(col(m.Conversion.occurred_at) >= since)
+    out: dict[str, float] = {}
+    for conversion_id, deal_id, won_at in session.execute(stmt):
+        leads = [created[c] for c in contacts_of.get(deal_id or "", ()) if c in created]
+        if not leads:
+            continue
+        days = (won_at - min(leads)).total_seconds() / _SECONDS_PER_DAY
+        if days >= 0:
+            out[conversion_id] = days
+    return out

@@ -1,0 +1,149 @@
+"""Credits: journeys per conversion, data-driven models fitted once, credited chunk by chunk.
+
+Fitting Markov or Shapley needs every path; crediting a conversion needs only its own journey
+and the fitted importances.  So the journeys are built (small: channel, time and id per touch),
+the models fitted per conversion kind, and the credit rows produced and diff-written a chunk of
+conversions at a time, which keeps memory flat however many conversions there are.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, delete, select
+from sqlmodel import col
+
+from closedloop.attribution.engine import attribute_journeys, fit_data_driven
+from closedloop.attribution.journeys import build_journey
+from closedloop.attribution.types import Journey, Touch
+from closedloop.config.models import Config
+from closedloop.mapping.conversions import ConversionRow, DealFacts
+from closedloop.mapping.touchpoints import TouchpointRow
+from closedloop.store import models as m
+from closedloop.store.diff import DiffCounts, replace_scope
+from closedloop.store.engine import session_scope
+from closedloop.store.models import table
+
+CHUNK = 5000
+
+
+class ContactView(Protocol):
+    """What crediting needs of a contact: when the lead was created and its touches in order."""
+
+    created_at: datetime
+    touches: list[TouchpointRow]
+
+
+def _touch(t: TouchpointRow, direct: frozenset[str]) -> Touch:
+    return Touch(channel=t.channel, at=t.occurred_at, touchpoint_id=t.id, is_direct=t.channel.lower() in direct)
+
+
+def write_credits(
+    engine: Engine,
+    config: Config,
+    contacts: Mapping[str, ContactView],
+    deals: Sequence[tuple[DealFacts, datetime | None]],
+    conversions: Sequence[ConversionRow],
+    anonymous: dict[str, list[tuple[datetime, str]]],
+) -> DiffCounts:
+    direct = frozenset(c.lower() for c in config.attribution.direct_channels)
+    touches = {cid: [_touch(t, direct) for t in info.touches] for cid, info in contacts.items()}
+    channels = {t.id: (t.channel, t.campaign) for info in contacts.values() for t in info.touches}
+    deal_by_id = {d.id: d for d, _ in deals}
+
+    def deal_touches(deal: DealFacts) -> list[Touch]:
+        merged = {t.touchpoint_id: t for cid in deal.contact_ids for t in touches.get(cid, [])}
+        return sorted(merged.values(), key=lambda t: (t.at, t.touchpoint_id))
+
+    def lead_at(deal: DealFacts) -> datetime | None:
+        dates = [contacts[c].created_at for c in deal.contact_ids if c in contacts]
+        return min(dates) if dates else None
+
+    journeys: dict[str, list[Journey]] = defaultdict(list)
+    for conv in conversions:
+        if conv.kind == "contact_created" and conv.contact_id is not None and conv.contact_id in contacts:
+            journeys[conv.kind].append(
+                build_journey(
+                    touches[conv.contact_id],
+                    converted_at=conv.occurred_at,
+                    lookback=config.attribution.lookback(conv.kind),
+                    lead_at=conv.occurred_at,
+                    conversion_id=conv.id,
+                    value=conv.value,
+                )
+            )
+        elif conv.deal_id in deal_by_id:
+            deal = deal_by_id[conv.deal_id]
+            journeys[conv.kind].append(
+                build_journey(
+                    deal_touches(deal),
+                    converted_at=conv.occurred_at,
+                    lookback=config.attribution.lookback(conv.kind),
+                    lead_at=lead_at(deal),
+                    opportunity_at=deal.created_at,
+                    won_at=conv.occurred_at if conv.kind == "deal_won" else None,
+                    conversion_id=conv.id,
+                    value=conv.value,
+                )
+            )
+    nulls = _non_converting_paths(touches, deals, anonymous, deal_touches)
+    counts = DiffCounts()
+    models = config.attribution.models
+    for kind, kind_journeys in journeys.items():
+        fitted = fit_data_driven(
+            kind_journeys, models=models, config=config.attribution, non_converting_paths=nulls[kind]
+        )
+        for start in range(0, len(kind_journeys), CHUNK):
+            chunk = kind_journeys[start : start + CHUNK]
+            rows = [
+                _credit_row(credit, channels)
+                for credit in attribute_journeys(chunk, models=models, config=config.attribution, fitted=fitted)
+            ]
+            with session_scope(engine) as session:
+                counts.add(
+                    replace_scope(
+                        session,
+                        table(m.Credit),
+                        scope_column="conversion_id",
+                        scope_values=[j.conversion_id for j in chunk],
+                        rows=rows,
+                        key=("conversion_id", "touchpoint_id", "model"),
+                    )
+                )
+    with session_scope(engine) as session:
+        # Credits of conversions that no longer exist (a deal deleted, a contact merged away).
+        gone = session.execute(delete(m.Credit).where(col(m.Credit.conversion_id).not_in(select(col(m.Conversion.id)))))
+        counts.deleted += int(getattr(gone, "rowcount", 0) or 0)
+    return counts
+
+
+def _credit_row(credit: Any, channels: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    channel, campaign = channels.get(credit.touchpoint_id, ("Unassigned", ""))
+    return {
+        "conversion_id": credit.conversion_id,
+        "touchpoint_id": credit.touchpoint_id,
+        "model": credit.model,
+        "channel": channel,
+        "campaign": campaign or "",
+        "weight": credit.weight,
+        "revenue": credit.revenue,
+    }
+
+
+def _non_converting_paths(
+    touches: dict[str, list[Touch]],
+    deals: Sequence[tuple[DealFacts, datetime | None]],
+    anonymous: dict[str, list[tuple[datetime, str]]],
+    deal_touches: Callable[[DealFacts], list[Touch]],
+) -> dict[str, list[list[str]]]:
+    """Paths that did not convert, per conversion kind: what data-driven models learn 'null' from."""
+    with_deal = {cid for d, _ in deals for cid in d.contact_ids}
+    lost = [d for d, won in deals if won is None and d.closed_at is not None]
+    return {
+        "contact_created": [[channel for _, channel in sorted(v)] for v in anonymous.values()],
+        "deal_created": [[t.channel for t in touches[c]] for c in touches if c not in with_deal and touches[c]],
+        "deal_won": [[t.channel for t in deal_touches(d)] for d in lost if deal_touches(d)],
+    }

@@ -1,0 +1,128 @@
+"""Write-back through the real SDK: exact diffs, a mapping change without a new pull, crash reconcile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from closedloop.config.mapping import MappingConfig
+from closedloop.config.models import Config
+from closedloop.connectors.base import PropertyUpdate
+from closedloop.sandbox.generator import generate_company
+from closedloop.sandbox.launch import RunningSandbox, start_sandbox
+from closedloop.store import models as m
+from closedloop.store.engine import open_store
+from closedloop.sync.derive import rebuild
+from closedloop.sync.factory import build_connectors
+from closedloop.sync.pipeline import RunReport, run_once
+from closedloop.sync.writeback import dry_run, plan_changes
+from closedloop.sync.writeback_state import PropertyChange, mark_in_flight
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+HUBSPOT_BOOKKEEPING = {"lastmodifieddate", "hs_lastmodifieddate"}  # HubSpot moves these on any write
+
+
+@dataclass
+class World:
+    sandbox: RunningSandbox
+    engine: Engine
+    config: Config
+
+    def run(self, config: Config | None = None, *, pull: bool = True) -> RunReport:
+        cfg = config or self.config
+        connectors = build_connectors(cfg, sleep=lambda _s: None)
+        return run_once(engine=self.engine, config=cfg, sources=connectors.sources, writer=connectors.writer,
+                        log=connectors.log, now=NOW, pull=pull)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    company = generate_company(contacts=150, seed=11, now=NOW)
+    with start_sandbox(company, now=NOW, burst_limit=100_000) as sandbox:
+        url = f"sqlite:///{tmp_path / 'wb.db'}"
+        engine = open_store(url)
+        yield World(sandbox, engine, sandbox.config(store_url=url))
+        engine.dispose()
+
+
+def crm(world: World, object_type: str) -> dict[str, dict[str, str | None]]:
+    ids = [c.id for c in world.sandbox.company.contacts] if object_type == "contacts" else [
+        d.id for d in world.sandbox.company.deals]
+    return {i: world.sandbox.hubspot.state.get_properties(object_type, i) for i in ids}
+
+
+def test_a_rule_change_recomputes_without_a_pull_and_writes_only_the_difference(world: World) -> None:
+    first = world.run()
+    assert first.status == "ok" and first.writeback is not None and first.writeback.properties_written > 0
+    before = crm(world, "contacts")
+    rules = MappingConfig.model_validate({"channel_rules": [
+        {"name": "Google Ads", "channel": "Google Ads", "when": {"all": [
+            {"field": "source", "equals": "google"}, {"field": "medium", "equals": "cpc"}]}}]})
+    changed = world.config.model_copy(update={"mapping": rules})
+    rebuild(world.engine, changed)  # what `writeback --dry-run` does first: no API call
+    preview = dry_run(world.engine, changed)
+    assert preview, "the new rule must change something"
+    channel_bearing = {"first_touch_channel", "lead_channel", "last_touch_channel", "journey", "primary_channel",
+                       "channel_split"}
+    for change in preview:  # only what the rule touches moves: google/cpc was Paid Search
+        assert change.property.removeprefix("closedloop_") in channel_bearing, change
+        assert "Google Ads" in change.new or "Paid Search" in (change.old or ""), change
+    second = world.run(changed, pull=False)
+    assert second.pulled == {} and not any("search" in e for e in second.api_calls)
+    assert second.writeback is not None
+    assert second.writeback.properties_written == len(preview)
+    after = crm(world, "contacts")
+    expected = {(c.object_id, c.property): c.new for c in preview if c.object_type == "contacts"}
+    for contact_id, props in after.items():
+        for name, value in props.items():
+            if (contact_id, name) in expected:
+                assert value == expected[(contact_id, name)]
+            elif name not in HUBSPOT_BOOKKEEPING:  # everything else, ours or not, is as it was
+                assert value == before[contact_id][name], (contact_id, name)
+    assert any(v == "Google Ads" for props in after.values() for v in props.values())
+    assert world.run(changed, pull=False).writeback.properties_written == 0  # type: ignore[union-attr]
+
+
+def test_a_crash_after_sending_is_reconciled_not_resent(world: World) -> None:
+    world.run()
+    rules = MappingConfig.model_validate({"channel_rules": [
+        {"name": "All paid", "channel": "Paid", "when": {"field": "medium", "in": ["cpc", "paid_social"]}}]})
+    changed = world.config.model_copy(update={"mapping": rules})
+    connectors = build_connectors(changed, sleep=lambda _s: None)
+    rebuild(world.engine, changed)
+    changes: list[PropertyChange] = [c for chunk in plan_changes(world.engine, changed) for c in chunk]
+    assert changes
+    crashed = [c for c in changes if c.object_type == "contacts"][:40]
+    # The process sent these and died before recording the answer.
+    mark_in_flight(world.engine, crashed)
+    assert connectors.writer is not None
+    by_object: dict[str, dict[str, str]] = {}
+    for c in crashed:
+        by_object.setdefault(c.object_id, {})[c.property] = c.new
+    sent = connectors.writer.write([PropertyUpdate("contacts", i, props) for i, props in by_object.items()])
+    assert len(sent.written) == len(by_object) and not sent.failed
+    world.sandbox.hubspot.server.reset_calls()
+    report = world.run(changed, pull=False)
+    assert report.writeback is not None
+    assert report.writeback.reconciled == len(crashed)
+    assert report.writeback.properties_written == len(changes) - len(crashed)
+    with Session(world.engine) as session:
+        assert session.execute(select(func.count()).select_from(m.WritebackState).where(
+            m.WritebackState.in_flight_value.is_not(None))).scalar_one() == 0  # type: ignore[union-attr]
+    assert dry_run(world.engine, changed) == []
+
+
+def test_dry_run_lists_old_and_new_and_writes_nothing(world: World) -> None:
+    connectors = build_connectors(world.config, sleep=lambda _s: None)
+    run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=None,
+             log=connectors.log, now=NOW)
+    preview = dry_run(world.engine, world.config)
+    assert preview and all(c.old is None for c in preview)
+    assert all(c.property.startswith("closedloop_") for c in preview)
+    assert all(v.get("closedloop_touch_count") is None for v in crm(world, "contacts").values())
