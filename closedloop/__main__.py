@@ -1,5 +1,5 @@
 """`python -m closedloop` is the `closedloop` command."""
 
-from closedloop.cli import app
+from closedloop.cli import entrypoint
 
-app(prog_name="closedloop")
+entrypoint()

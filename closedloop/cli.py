@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals can hold tokens; tracebacks must never show them
 )
 config_app = typer.Typer(help="Check the YAML config and export its JSON Schema.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The built-in emulators of HubSpot and GA4, for trying configs.", no_args_is_help=True)
@@ -33,7 +34,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for logs and grep
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path of the YAML config.", show_default=True)]
 DEFAULT_CONFIG = Path("closedloop.yaml")
@@ -226,8 +227,8 @@ def writeback(
     from rich.table import Table
 
     from closedloop.store.engine import open_store
-    from closedloop.sync.factory import build_connectors
     from closedloop.sync.derive import rebuild
+    from closedloop.sync.factory import build_connectors
     from closedloop.sync.writeback import dry_run as plan
     from closedloop.sync.writeback import run_writeback
 
@@ -237,6 +238,9 @@ def writeback(
         with progress_line(True) as say:
             rebuild(engine, cfg, progress=say)  # from stored data only, so the preview follows the config
         changes = plan(engine, cfg)
+        if not changes:
+            console.print("Nothing to write: the CRM already holds every value closedloop owns.")
+            return
         table = Table(title=f"{len(changes):,} property values would be written", title_justify="left")
         for col in ("Object", "Property", "Old", "New"):
             table.add_column(col)
@@ -382,3 +386,22 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def entrypoint() -> None:
+    """The console script: errors a user can act on become one clear line and exit 1."""
+    from sqlalchemy.exc import OperationalError
+
+    from closedloop.connectors.errors import ClosedloopAPIError
+
+    try:
+        app(prog_name="closedloop")
+    except ClosedloopAPIError as exc:
+        err.print(f"[bold red]The service refused:[/] {escape(str(exc))}")
+        sys.exit(1)
+    except OperationalError as exc:
+        err.print(f"[bold red]The store cannot be used:[/] {escape(str(exc.orig))}")
+        sys.exit(1)
+    except OSError as exc:
+        err.print(f"[bold red]{escape(type(exc).__name__)}:[/] {escape(str(exc))}")
+        sys.exit(1)

@@ -7,27 +7,44 @@ path at once, which is what keeps a million-journey file fast and small.
 The separator is matched without its surrounding spaces and each channel name is stripped, as
 channelattribution does (``a>b`` and ``a > b`` are the same path).  The value and null columns
 are optional unless named explicitly; missing means 0.  Errors name the file and the line.
+
+Two readers give the same batch.  The fast one takes plain files (no quotes, one kind of line
+ending, UTF-8): one-row-per-journey files repeat most lines, so identical raw lines are counted
+first and only distinct lines are parsed.  Large files are cut at line boundaries into one chunk
+per core; forked workers aggregate their chunks and the parent merges them in file order, so
+path and channel order match a single pass.  Whenever the fast reader meets anything it does not
+expect, it gives up and the careful ``csv`` reader reads the file again; being row by row, that
+one knows the line of every problem, so error messages never depend on the aggregation.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import os
+import pickle
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from functools import reduce
+from itertools import chain, pairwise, repeat
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from closedloop.attribution.batch import TouchBatch, batch_from_codes
+from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch, batch_from_codes
 
 DEFAULT_PATH_COLUMN = "path"
 DEFAULT_CONVERSIONS_COLUMN = "total_conversions"
 DEFAULT_VALUE_COLUMN = "total_conversion_value"
 DEFAULT_NULL_COLUMN = "total_null"
 DEFAULT_SEPARATOR = " > "
+# Below this size forking costs more than it saves.
+PARALLEL_MIN_BYTES = 8_000_000
+# Merging is serial, so more workers stop paying off quickly.
+MAX_WORKERS = 4
+_BOM = b"\xef\xbb\xbf"
 
 
 class PathFileError(ValueError):
@@ -42,6 +59,29 @@ class PathColumns:
     nulls: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What the fast reader needs to know about a plain file, taken from its header."""
+
+    body_start: int
+    newline: bytes
+    width: int
+    path_at: int
+    number_at: tuple[int | None, int | None, int | None]  # conversions, value, nulls
+    split_on: bytes
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Paths:
+    """Unique paths in order of first appearance, encoded, with per-path sums (3 x paths)."""
+
+    paths: list[bytes]
+    channel_names: tuple[str, ...]
+    codes: IntArray
+    lengths: IntArray
+    sums: FloatArray
+
+
 def read_path_file(
     file: Path,
     *,
@@ -49,13 +89,12 @@ def read_path_file(
     separator: str = DEFAULT_SEPARATOR,
     direct_channels: Collection[str] = ("direct",),
     step_days: float = 1.0,
+    workers: int | None = None,
 ) -> TouchBatch:
     """Aggregate a path file by unique path into a batch.
 
-    Fast path: a UTF-8 file without quote characters is split into lines, identical lines are
-    counted (one-row-per-journey files repeat most lines) and only distinct lines are parsed,
-    as bytes.  Any problem there, or a quoted file, goes through the careful ``csv`` reader,
-    which reports the exact file:line of the problem.
+    ``workers`` caps the processes of the fast reader; ``None`` uses the available cores for
+    files of ``PARALLEL_MIN_BYTES`` and more where ``os.fork`` exists, else one.
     """
     if not separator:
         raise PathFileError("the path separator must not be empty")
@@ -63,97 +102,260 @@ def read_path_file(
         data = file.read_bytes()
     except OSError as error:
         raise PathFileError(f"{file}: cannot open: {error.strerror}") from None
-    fast = _read_unquoted(data, columns) if b'"' not in data else None
+    layout = _plain_layout(data, columns, separator)
+    aggregated = None if layout is None else _aggregate(data, layout, workers)
     del data
-    if fast is not None:
-        unique_paths, conversions, value, nulls = fast
-        try:
-            return _encode(
-                file,
-                unique_paths,
-                None,
-                separator,
-                conversions=conversions,
-                value=value,
-                nulls=nulls,
-                direct_channels=direct_channels,
-                step_days=step_days,
-            )
-        except (PathFileError, UnicodeDecodeError):
-            pass  # the careful reader finds the line to report
-    return _read_with_csv(
-        file,
-        columns=columns,
-        separator=separator,
+    if aggregated is None:
+        return _read_with_csv(file, columns=columns, separator=separator, direct_channels=direct_channels,
+                              step_days=step_days)  # fmt: skip
+    return batch_from_codes(
+        aggregated.channel_names,
+        aggregated.codes,
+        aggregated.lengths,
+        conversions=aggregated.sums[0],
+        value=aggregated.sums[1],
+        nulls=aggregated.sums[2],
         direct_channels=direct_channels,
         step_days=step_days,
     )
 
 
-def _read_unquoted(
-    data: bytes, columns: PathColumns
-) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray] | None:
-    """Sums per unique path of a quote-free file, or ``None`` to let the careful reader explain."""
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    header_end = data.find(b"\n")
-    newline = b"\r\n" if header_end > 0 and data[header_end - 1 : header_end] == b"\r" else b"\n"
-    lines = data.split(newline)
-    try:
-        names = [name.strip() for name in lines[0].decode("utf-8").split(",")]
-    except UnicodeDecodeError:
+def _plain_layout(data: bytes, columns: PathColumns, separator: str) -> _Layout | None:
+    """The layout of a file the fast reader can take, or ``None`` for the careful reader.
+
+    Plain means: no quotes, no NUL, valid UTF-8, and either only ``\\n`` or only ``\\r\\n``
+    line endings (the csv module ends a row at a lone ``\\r`` too).
+    """
+    if b'"' in data or b"\x00" in data:
         return None
-    wanted = [
-        columns.path,
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    header_end = data.find(b"\n", start)
+    if header_end < 0:
+        header_end = len(data)
+    newline = b"\n"
+    if b"\r" in data:
+        if data[header_end - 1 : header_end] != b"\r":
+            return None
+        newline = b"\r\n"  # stray \r or \n inside lines are caught per chunk
+        header_end -= 1
+    names = [name.strip() for name in data[start:header_end].decode("utf-8").split(",")]
+    wanted = (
         columns.conversions,
         columns.value or DEFAULT_VALUE_COLUMN,
         columns.nulls or DEFAULT_NULL_COLUMN,
-    ]
-    if wanted[0] not in names or wanted[1] not in names:
+    )
+    if columns.path not in names or columns.conversions not in names:
         return None
-    if (columns.value and wanted[2] not in names) or (columns.nulls and wanted[3] not in names):
+    if (columns.value and wanted[1] not in names) or (columns.nulls and wanted[2] not in names):
         return None
-    counted = Counter(lines[1:])
-    del lines
+    at = tuple(names.index(name) if name in names else None for name in wanted)
+    return _Layout(
+        body_start=header_end + len(newline),
+        newline=newline,
+        width=len(names),
+        path_at=names.index(columns.path),
+        number_at=(at[0], at[1], at[2]),
+        split_on=(separator.strip() or separator).encode("utf-8"),
+    )
+
+
+def _aggregate(data: bytes, layout: _Layout, workers: int | None) -> _Paths | None:
+    chunks = _chunk_bounds(data, layout, _worker_count(workers, len(data)))
+    if len(chunks) == 1:
+        start, end = chunks[0]
+        return _aggregate_chunk(data[start:end], layout)
+    return _aggregate_forked(data, layout, chunks)
+
+
+def _worker_count(requested: int | None, size: int) -> int:
+    if not hasattr(os, "fork"):
+        return 1
+    if requested is not None:
+        return max(1, requested)
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+def _chunk_bounds(data: bytes, layout: _Layout, count: int) -> list[tuple[int, int]]:
+    """About equal byte ranges of the body, each ending just after a line ending."""
+    bounds = [layout.body_start]
+    step = max(1, (len(data) - layout.body_start) // count)
+    for index in range(1, count):
+        cut = data.find(layout.newline, max(bounds[-1], layout.body_start + index * step))
+        if cut < 0:
+            break
+        bounds.append(cut + len(layout.newline))
+    bounds.append(max(len(data), layout.body_start))
+    return [(start, end) for start, end in pairwise(bounds) if end > start] or [(bounds[0], bounds[0])]
+
+
+def _aggregate_forked(data: bytes, layout: _Layout, chunks: list[tuple[int, int]]) -> _Paths | None:
+    """The parent takes the first chunk and one forked child each other; merged in file order.
+
+    A child that dies without answering costs only time: the parent aggregates its chunk itself.
+    """
+    children: list[tuple[int, int]] = []  # pid, read end of its pipe
+    try:
+        for start, end in chunks[1:]:
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _run_worker(data[start:end], layout, write_end, [read_end, *(fd for _, fd in children)])
+            os.close(write_end)
+            children.append((pid, read_end))
+        first, last = chunks[0]
+        parts = [_aggregate_chunk(data[first:last], layout)]
+        for (_, read_end), (start, end) in zip(children, chunks[1:], strict=True):
+            with os.fdopen(read_end, "rb", closefd=False) as pipe:
+                answer = pipe.read()
+            parts.append(pickle.loads(answer) if answer else _aggregate_chunk(data[start:end], layout))
+    finally:
+        # Close every read end before waiting: a child blocked on a full pipe then gets EPIPE.
+        for _, read_end in children:
+            os.close(read_end)
+        for pid, _ in children:
+            os.waitpid(pid, 0)
+    if any(part is None for part in parts):
+        return None
+    return reduce(_merge, (part for part in parts if part is not None))
+
+
+def _run_worker(chunk: bytes, layout: _Layout, write_end: int, inherited: list[int]) -> NoReturn:
+    """Body of a forked child: answer on the pipe, then leave without running any cleanup.
+
+    ``os._exit`` skips atexit handlers and, above all, flushing stdio buffers copied from the
+    parent, which would print the parent's pending output twice.
+    """
+    status = 1
+    try:
+        for descriptor in inherited:
+            os.close(descriptor)
+        answer = pickle.dumps(_aggregate_chunk(chunk, layout), pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(answer)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _aggregate_chunk(chunk: bytes, layout: _Layout) -> _Paths | None:
+    """Sums per unique path of part of a plain file, or ``None`` to let the careful reader explain."""
+    counted = Counter(chunk.split(layout.newline))
     counted.pop(b"", None)
-    width = len(names)
     distinct = len(counted)
     if distinct == 0:
-        empty = np.zeros(0)
-        return [], empty, empty, empty
+        return _Paths([], (), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((3, 0)))
     commas = np.fromiter(map(bytes.count, counted, repeat(b",")), dtype=np.int64, count=distinct)
-    if (commas != width - 1).any():
+    if (commas != layout.width - 1).any():
         return None
-    fields = b",".join(counted).split(b",")
+    joined = b",".join(counted)
+    if b"\r" in joined or b"\n" in joined:
+        return None
+    fields = joined.split(b",")
+    del joined
     multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=distinct)
-    path_field = fields[names.index(wanted[0]) :: width]
-    path_id = dict.fromkeys(path_field)
-    for number, key in enumerate(path_id):
-        path_id[key] = number
-    ids = np.fromiter(map(path_id.__getitem__, path_field), dtype=np.int64, count=distinct)
-    sums: list[np.ndarray] = []
-    for name in wanted[1:]:
-        if name not in names:
-            sums.append(np.zeros(len(path_id)))
+    del counted
+    path_field = fields[layout.path_at :: layout.width]
+    paths = list(dict.fromkeys(path_field))
+    ids: IntArray | None = None
+    if len(paths) < distinct:
+        path_id = dict(zip(paths, range(len(paths)), strict=True))
+        ids = np.fromiter(map(path_id.__getitem__, path_field), dtype=np.int64, count=distinct)
+    sums = np.zeros((3, len(paths)))
+    for row, column in enumerate(layout.number_at):
+        if column is None:
             continue
+        numbers = _non_negative_numbers(fields[column :: layout.width])
+        if numbers is None:
+            return None
+        weighted = numbers * multiplicity
+        sums[row] = weighted if ids is None else np.bincount(ids, weights=weighted, minlength=len(paths))
+    encoded = _encode_paths(paths, layout.split_on)
+    if encoded is None:
+        return None
+    names, codes, lengths = encoded
+    return _Paths(paths, names, codes, lengths, sums)
+
+
+def _non_negative_numbers(texts: list[bytes]) -> FloatArray | None:
+    """Parsed as Python's ``float`` does; each distinct text once (counts repeat ``0`` and ``1``)."""
+    distinct = dict.fromkeys(texts)
+    try:
+        number_of = {text: float(text) for text in distinct}
+    except ValueError:
+        return None
+    numbers = np.fromiter(map(number_of.__getitem__, texts), dtype=np.float64, count=len(texts))
+    if not np.isfinite(numbers).all() or (numbers < 0).any():
+        return None
+    return numbers
+
+
+def _encode_paths(paths: list[bytes], split_on: bytes) -> tuple[tuple[str, ...], IntArray, IntArray] | None:
+    """Channel names, flat channel codes and lengths of ``paths``; ``None`` if a name is empty.
+
+    A one-byte separator allows one join and one split over all paths; a longer one could
+    match across the joint of two paths, so those are split one by one.
+    """
+    if len(split_on) == 1:
+        tokens = split_on.join(paths).split(split_on)
+    else:
+        tokens = list(chain.from_iterable(map(bytes.split, paths, repeat(split_on))))
+    lengths = np.fromiter(map(bytes.count, paths, repeat(split_on)), dtype=np.int64, count=len(paths))
+    lengths += 1
+    code_of_name: dict[str, int] = {}
+    code_of_token: dict[bytes, int] = {}
+    for token in dict.fromkeys(tokens):
         try:
-            numbers = np.fromiter(
-                map(float, fields[names.index(name) :: width]), dtype=np.float64, count=distinct
-            )
-        except ValueError:
+            name = token.strip().decode("utf-8")
+        except UnicodeDecodeError:
             return None
-        if not np.isfinite(numbers).all() or (numbers < 0).any():
+        if not name:
             return None
-        sums.append(np.bincount(ids, weights=numbers * multiplicity, minlength=len(path_id)))
-    return list(path_id), sums[0], sums[1], sums[2]
+        code_of_token[token] = code_of_name.setdefault(name, len(code_of_name))
+    codes = np.fromiter(map(code_of_token.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    return tuple(code_of_name), codes, lengths
+
+
+def _merge(before: _Paths, after: _Paths) -> _Paths:
+    """``before`` then ``after``: paths new in ``after`` go last, in their own order."""
+    names = tuple(dict.fromkeys((*before.channel_names, *after.channel_names)))
+    code_of = {name: code for code, name in enumerate(names)}
+    recode = np.array([code_of[name] for name in after.channel_names], dtype=np.int64)
+    paths = list(dict.fromkeys(chain(before.paths, after.paths)))
+    path_id = dict(zip(paths, range(len(paths)), strict=True))
+    ids = np.fromiter(map(path_id.__getitem__, after.paths), dtype=np.int64, count=len(after.paths))
+    is_new = ids >= len(before.paths)
+    new_codes = recode[after.codes[np.repeat(is_new, after.lengths)]]
+    sums = np.zeros((3, len(paths)))
+    sums[:, : len(before.paths)] = before.sums
+    for row in range(3):
+        sums[row] += np.bincount(ids, weights=after.sums[row], minlength=len(paths))
+    return _Paths(
+        paths,
+        names,
+        np.concatenate((before.codes, new_codes)),
+        np.concatenate((before.lengths, after.lengths[is_new])),
+        sums,
+    )
 
 
 def _read_with_csv(
     file: Path,
     *,
-    columns: PathColumns = PathColumns(),
-    separator: str = DEFAULT_SEPARATOR,
-    direct_channels: Collection[str] = ("direct",),
-    step_days: float = 1.0,
+    columns: PathColumns,
+    separator: str,
+    direct_channels: Collection[str],
+    step_days: float,
 ) -> TouchBatch:
     try:
         handle = open(file, newline="", encoding="utf-8-sig")  # noqa: SIM115
@@ -161,168 +363,100 @@ def _read_with_csv(
         raise PathFileError(f"{file}: cannot open: {error.strerror}") from None
     with handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise PathFileError(f"{file}: empty file, expected a header row")
-        names = [name.strip() for name in header]
-        path_at = _required_column(file, names, columns.path)
-        conversions_at = _required_column(file, names, columns.conversions)
-        value_at = _column(
-            file, names, columns.value or DEFAULT_VALUE_COLUMN, required=columns.value is not None
-        )
-        nulls_at = _column(
-            file, names, columns.nulls or DEFAULT_NULL_COLUMN, required=columns.nulls is not None
-        )
-        width = len(names)
-        path_id: dict[str, int] = {}
-        ids: list[int] = []
-        conversions_text: list[str] = []
-        value_text: list[str] = []
-        nulls_text: list[str] = []
-        lines: list[int] = []
-        for row in reader:
-            if len(row) != width:
-                if not row:
-                    continue
-                raise PathFileError(
-                    f"{file}:{reader.line_num}: expected {width} fields, found {len(row)}"
-                )
-            key = row[path_at]
-            found = path_id.get(key)
-            if found is None:
-                found = path_id[key] = len(path_id)
-            ids.append(found)
-            conversions_text.append(row[conversions_at])
-            if value_at is not None:
-                value_text.append(row[value_at])
-            if nulls_at is not None:
-                nulls_text.append(row[nulls_at])
-            lines.append(reader.line_num)
-    path_count = len(path_id)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise PathFileError(f"{file}: empty file, expected a header row")
+            names = [name.strip() for name in header]
+            at = (
+                _column(file, names, columns.path, required=True),
+                _column(file, names, columns.conversions, required=True),
+                _column(file, names, columns.value or DEFAULT_VALUE_COLUMN, required=columns.value is not None),
+                _column(file, names, columns.nulls or DEFAULT_NULL_COLUMN, required=columns.nulls is not None),
+            )
+            path_at = at[0]
+            assert path_at is not None
+            path_id: dict[str, int] = {}
+            ids: list[int] = []
+            texts: tuple[list[str], list[str], list[str]] = ([], [], [])
+            lines: list[int] = []
+            for row in reader:
+                if len(row) != len(names):
+                    if not row:
+                        continue
+                    raise PathFileError(f"{file}:{reader.line_num}: expected {len(names)} fields, found {len(row)}")
+                ids.append(path_id.setdefault(row[path_at], len(path_id)))
+                for text, column in zip(texts, at[1:], strict=True):
+                    if column is not None:
+                        text.append(row[column])
+                lines.append(reader.line_num)
+        except UnicodeDecodeError:
+            raise PathFileError(f"{file}:{_first_line_not_utf8(file)}: not UTF-8 text") from None
+        except csv.Error as error:
+            raise PathFileError(f"{file}:{reader.line_num}: {error}") from None
     id_array = np.asarray(ids, dtype=np.int64)
-    conversions = _summed(file, columns.conversions, conversions_text, lines, id_array, path_count)
-    value = (
-        _summed(
-            file, columns.value or DEFAULT_VALUE_COLUMN, value_text, lines, id_array, path_count
+    labels = (columns.conversions, columns.value or DEFAULT_VALUE_COLUMN, columns.nulls or DEFAULT_NULL_COLUMN)
+    sums = np.zeros((3, len(path_id)))
+    for row_index, (label, text, column) in enumerate(zip(labels, texts, at[1:], strict=True)):
+        if column is not None:
+            sums[row_index] = _summed(file, label, text, lines, id_array, len(path_id))
+    paths = [path.encode("utf-8") for path in path_id]
+    split_on = (separator.strip() or separator).encode("utf-8")
+    encoded = _encode_paths(paths, split_on)
+    if encoded is None:
+        bad = next(index for index, path in enumerate(paths) if not all(map(bytes.strip, path.split(split_on))))
+        raise PathFileError(
+            f"{file}:{lines[ids.index(bad)]}: path {paths[bad].decode()!r} has an empty channel name"
         )
-        if value_at is not None
-        else np.zeros(path_count)
-    )
-    nulls = (
-        _summed(
-            file, columns.nulls or DEFAULT_NULL_COLUMN, nulls_text, lines, id_array, path_count
-        )
-        if nulls_at is not None
-        else np.zeros(path_count)
-    )
-    first_line = _first_line_of_each(id_array, lines, path_count)
-    return _encode(
-        file,
-        [path.encode("utf-8") for path in path_id],
-        first_line,
-        separator,
-        conversions=conversions,
-        value=value,
-        nulls=nulls,
+    channel_names, codes, lengths = encoded
+    return batch_from_codes(
+        channel_names,
+        codes,
+        lengths,
+        conversions=sums[0],
+        value=sums[1],
+        nulls=sums[2],
         direct_channels=direct_channels,
         step_days=step_days,
     )
 
 
-def _required_column(file: Path, names: Sequence[str], wanted: str) -> int:
-    found = _column(file, names, wanted, required=True)
-    assert found is not None
-    return found
+def _first_line_not_utf8(file: Path) -> int:
+    """Text decoding runs ahead of the csv reader by a buffer, so find the line in the bytes."""
+    with open(file, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 def _column(file: Path, names: Sequence[str], wanted: str, *, required: bool) -> int | None:
     if wanted in names:
         return names.index(wanted)
     if required:
-        raise PathFileError(
-            f"{file}: missing column {wanted!r}; the header has {', '.join(map(repr, names))}"
-        )
+        raise PathFileError(f"{file}: missing column {wanted!r}; the header has {', '.join(map(repr, names))}")
     return None
 
 
-def _summed(
-    file: Path,
-    column: str,
-    texts: list[str],
-    lines: list[int],
-    ids: np.ndarray,
-    path_count: int,
-) -> np.ndarray:
+def _summed(file: Path, column: str, texts: list[str], lines: list[int], ids: IntArray, path_count: int) -> FloatArray:
     try:
         numbers = np.fromiter(map(float, texts), dtype=np.float64, count=len(texts))
-        bad = ~np.isfinite(numbers) | (numbers < 0)
+        all_good = bool(np.isfinite(numbers).all() and (numbers >= 0).all())
     except ValueError:
-        numbers = None
-        bad = None
-    if numbers is None or bad is None or bad.any():
-        for text, line in zip(texts, lines, strict=True):
-            try:
-                number = float(text)
-            except ValueError:
-                number = math.nan
-            if not math.isfinite(number) or number < 0:
-                raise PathFileError(
-                    f"{file}:{line}: column {column!r}: {text!r} is not a non-negative number"
-                ) from None
-        raise AssertionError("unreachable: a bad number was found but not located")
-    return np.bincount(ids, weights=numbers, minlength=path_count)
+        all_good = False
+    if not all_good:
+        _raise_first_bad_number(file, column, texts, lines)
+    return np.bincount(ids, weights=numbers, minlength=path_count).astype(np.float64)
 
 
-def _first_line_of_each(ids: np.ndarray, lines: list[int], path_count: int) -> np.ndarray:
-    first = np.full(path_count, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, ids, np.asarray(lines, dtype=np.int64))
-    return first
-
-
-def _encode(
-    file: Path,
-    unique_paths: list[bytes],
-    first_line: np.ndarray | None,
-    separator: str,
-    *,
-    conversions: np.ndarray,
-    value: np.ndarray,
-    nulls: np.ndarray,
-    direct_channels: Collection[str],
-    step_days: float,
-) -> TouchBatch:
-    """Channel codes of the unique paths: one join and one split, names decoded once each."""
-    split_on = (separator.strip() or separator).encode("utf-8")
-    tokens = split_on.join(unique_paths).split(split_on)
-    lengths = np.fromiter(
-        map(bytes.count, unique_paths, repeat(split_on)), dtype=np.int64, count=len(unique_paths)
-    )
-    lengths += 1
-    code_of: dict[str, int] = {}
-    code_of_token: dict[bytes, int] = {}
-    for token in dict.fromkeys(tokens):
-        name = token.strip().decode("utf-8")
-        if not name:
-            index = _first_path_with_empty_channel(unique_paths, split_on)
-            where = f"{file}" if first_line is None else f"{file}:{int(first_line[index])}"
-            path = unique_paths[index].decode("utf-8", errors="replace")
-            raise PathFileError(f"{where}: path {path!r} has an empty channel name")
-        code_of_token[token] = code_of.setdefault(name, len(code_of))
-    codes = np.fromiter(map(code_of_token.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-    return batch_from_codes(
-        tuple(code_of),
-        codes,
-        lengths,
-        conversions=conversions,
-        value=value,
-        nulls=nulls,
-        direct_channels=direct_channels,
-        step_days=step_days,
-    )
-
-
-def _first_path_with_empty_channel(unique_paths: list[bytes], split_on: bytes) -> int:
-    for index, path in enumerate(unique_paths):
-        if not all(channel.strip() for channel in path.split(split_on)):
-            return index
-    raise AssertionError("no path with an empty channel")
+def _raise_first_bad_number(file: Path, column: str, texts: list[str], lines: list[int]) -> NoReturn:
+    for text, line in zip(texts, lines, strict=True):
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise PathFileError(f"{file}:{line}: column {column!r}: {text!r} is not a non-negative number")
+    raise AssertionError("unreachable: a bad number was found but not located")

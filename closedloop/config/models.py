@@ -54,6 +54,16 @@ class HubSpotConfig(Strict):
     contact_properties: HubSpotContactProperties = HubSpotContactProperties()
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(6, ge=0, le=20)
+    rate_limit_margin: float = Field(
+        0.02, ge=0, le=0.5, description="Share of the burst and daily limits left unused, for safety"
+    )
+    burst_limit: int | None = Field(
+        None, ge=1, description="Calls per 10 s; unset means the tier's published limit"
+    )
+    search_per_second: float = Field(5, gt=0, le=50, description="CRM search calls per second")
+    search_counts_toward_burst: bool = Field(
+        True, description="Pace search calls in the burst window too (the safe assumption)"
+    )
 
     @model_validator(mode="after")
     def _one_token_source(self) -> HubSpotConfig:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from closedloop.config.loader import read_secret
-from closedloop.config.models import Config
+from closedloop.config.models import Config, HubSpotConfig
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog, Limiter
+from closedloop.connectors.ratelimit import HUBSPOT_TIERS, GA4Limiter, HubSpotLimiter
 
 
 @dataclass(slots=True)
@@ -24,7 +26,8 @@ def build_connectors(
     limiters: dict[str, Limiter] | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> Connectors:
-    limiters = limiters or {}
+    """``limiters`` replaces the configured limiter of each service it names; ``sleep`` is for retries."""
+    limiters = {**default_limiters(config), **(limiters or {})}  # real clock, so real sleeps
     out = Connectors()
     if config.ga4 is not None:
         from closedloop.connectors.ga4 import GA4Source
@@ -45,4 +48,37 @@ def build_connectors(
         )
         out.sources.append(HubSpotSource(client, hs))
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)
+    return out
+
+
+def hubspot_limiter(
+    config: HubSpotConfig,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] | None = None,
+) -> HubSpotLimiter:
+    burst, daily = HUBSPOT_TIERS[config.tier]
+    return HubSpotLimiter(
+        burst_limit=config.burst_limit or burst,
+        daily_limit=daily,
+        search_per_second=config.search_per_second,
+        margin=config.rate_limit_margin,
+        search_counts_toward_burst=config.search_counts_toward_burst,
+        clock=clock,
+        sleep=sleep or time.sleep,
+    )
+
+
+def default_limiters(
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] | None = None,
+) -> dict[str, Limiter]:
+    """One limiter per configured service; the connectors of one run share them."""
+    out: dict[str, Limiter] = {}
+    if config.hubspot is not None:
+        out["hubspot"] = hubspot_limiter(config.hubspot, clock=clock, sleep=sleep)
+    if config.ga4 is not None:
+        out["ga4"] = GA4Limiter(clock=clock, sleep=sleep or time.sleep)
     return out

@@ -52,10 +52,10 @@ class JobLeases:
         """Take or extend the lease; False when another live holder has it."""
         _require_aware(now)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(_TABLE).values(job=job, holder=self.holder, expires_at=now + self.lease)
-        stmt = stmt.on_conflict_do_update(
+        upsert = insert(_TABLE).values(job=job, holder=self.holder, expires_at=now + self.lease)
+        stmt = upsert.on_conflict_do_update(
             index_elements=[_TABLE.c.job],
-            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            set_={"holder": upsert.excluded.holder, "expires_at": upsert.excluded.expires_at},
             where=(_TABLE.c.expires_at < now) | (_TABLE.c.holder == self.holder),
         ).returning(_TABLE.c.holder)
         # RETURNING, not rowcount: drivers disagree on the rowcount of an upsert (psycopg2 says -1).

@@ -15,15 +15,16 @@ import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from closedloop.store.models import JobLease
 
-pytestmark = pytest.mark.postgres
 LEASE_SECONDS = 2.0
 
 REPLICA = r"""
@@ -77,11 +78,11 @@ def _wait_for(folder: Path, predicate: Any, timeout: float) -> list[dict[str, An
     raise AssertionError(f"timed out; records so far: {_records(folder)[-10:]}")
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_one_execution_per_tick_and_takeover_after_a_kill(
     engine: Engine, store_url: str, tmp_path: Path,
 ) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("the replica test runs on the PostgreSQL store")
     mode_file = tmp_path / "long-mode"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = {
@@ -103,19 +104,19 @@ def test_one_execution_per_tick_and_takeover_after_a_kill(
         per_tick = Counter(r["tick"] for r in starts)
         assert per_tick and max(per_tick.values()) == 1, f"a tick ran twice: {per_tick}"
         ticks = sorted(per_tick)
-        assert [b - a for a, b in zip(ticks, ticks[1:], strict=False)] == [1.0] * (len(ticks) - 1), \
+        assert [b - a for a, b in pairwise(ticks)] == [1.0] * (len(ticks) - 1), \
             f"a tick was run by nobody: {ticks}"
         ends = [r for r in short if r["phase"] == "end"]
         spans = sorted((s["t"], next(e["t"] for e in ends if e["tick"] == s["tick"] and e["holder"] == s["holder"]))
                        for s in starts if any(e["tick"] == s["tick"] for e in ends))
-        assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False)), \
+        assert all(prev_end <= start for (_, prev_end), (start, _) in pairwise(spans)), \
             "two executions overlapped"
 
         # Phase 2: a long run; kill its holder outright.
         rows = _wait_for(tmp_path, lambda rows: any(r["phase"] == "start" and r["long"] for r in rows), timeout=5)
         victim = next(r for r in rows if r["phase"] == "start" and r["long"])["holder"]
-        with engine.connect() as conn:
-            assert conn.execute(select(JobLease.holder)).scalar_one() == victim  # type: ignore[call-overload]
+        with Session(engine) as session:
+            assert [lease.holder for lease in session.exec(select(JobLease))] == [victim]
         procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait(timeout=5)
         killed_at = time.time()
@@ -132,14 +133,15 @@ def test_one_execution_per_tick_and_takeover_after_a_kill(
         for name in survivors:
             procs[name].send_signal(signal.SIGTERM)
         for name in survivors:
-            assert procs[name].wait(timeout=10) == 0, procs[name].stderr.read().decode() if procs[name].stderr else ""
+            stderr = procs[name].stderr
+            assert procs[name].wait(timeout=10) == 0, stderr.read().decode() if stderr is not None else ""
         rows = _records(tmp_path)
         assert any(r["phase"] == "end" and r["holder"] == heir["holder"] and r.get("status") == "interrupted"
                    for r in rows)
         assert {r["holder"] for r in rows if r["phase"] == "down"} == set(survivors)
-        with engine.connect() as conn:
-            lease = conn.execute(select(JobLease.holder, JobLease.expires_at)).first()  # type: ignore[call-overload]
-        assert lease is None or lease.expires_at <= datetime.now(UTC) + timedelta(seconds=1)
+        with Session(engine) as session:
+            leases = session.exec(select(JobLease)).all()
+        assert all(lease.expires_at <= datetime.now(UTC) + timedelta(seconds=1) for lease in leases)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -147,3 +149,77 @@ def test_one_execution_per_tick_and_takeover_after_a_kill(
                 proc.wait(timeout=5)
             if proc.stderr:
                 proc.stderr.close()
+
+
+class _FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _scheduler(engine: Engine, holder: str, clock: _FakeClock, body: Any, metrics: Any = None) -> Any:
+    from closedloop.config.schedule import ScheduleConfig
+    from closedloop.sync.scheduler import Scheduler
+
+    schedule = ScheduleConfig.model_validate({"jobs": {"run": {"interval_seconds": 10}}, "lease_seconds": 60,
+                                              "health_enabled": False})
+    return Scheduler(schedule, engine, job_factory=lambda _job: body, holder=holder, clock=clock, observer=metrics)
+
+
+def test_in_process_ticks_one_winner_failures_and_stop(engine: Engine, now: datetime) -> None:
+    from closedloop.server import Metrics
+    from closedloop.sync.scheduler import JobContext, JobOutcome
+
+    ran: list[tuple[str, datetime]] = []
+
+    def body_of(holder: str, status: str = "ok") -> Any:
+        def body(ctx: JobContext) -> JobOutcome:
+            ran.append((holder, ctx.tick))
+            if status == "boom":
+                raise RuntimeError("remote said no")
+            return JobOutcome(status=status, records_pulled={"contacts": 5})
+        return body
+
+    clock = _FakeClock(now + timedelta(seconds=1))  # FROZEN_NOW is on a 10 s boundary; 1 s into its tick
+    metrics = Metrics()
+    a = _scheduler(engine, "a", clock, body_of("a"), metrics)
+    b = _scheduler(engine, "b", clock, body_of("b", "boom"))
+    assert a.run_tick("run") == "ran:ok"
+    assert b.run_tick("run") == "skipped:lease_held", "the same tick, a little later, on another replica"
+    assert ran == [("a", now)]
+    clock.now = now + timedelta(seconds=9)
+    assert b.run_tick("run") == "skipped:missed", "too late for the grace period of its tick"
+    clock.now = now + timedelta(seconds=10)
+    assert b.run_tick("run") == "ran:failed", "a failing body is reported, not raised"
+    assert ran[-1] == ("b", now + timedelta(seconds=10))
+    clock.now = now + timedelta(seconds=20)
+    a.stop_requested.set()
+    assert a.run_tick("run") == "skipped:stopping"
+    samples = metrics.render()
+    assert 'closedloop_runs_total{job="run",status="ok"} 1' in samples
+    assert 'closedloop_records_pulled_total{stream="contacts"} 5' in samples
+    assert 'closedloop_lease_held{job="run"} 0' in samples
+
+
+def test_serve_once_runs_each_job_and_reports_failure_in_the_exit_code(engine: Engine, now: datetime) -> None:
+    from closedloop.config.schedule import ScheduleConfig
+    from closedloop.sync.command import serve_schedule
+    from closedloop.sync.scheduler import JobContext, JobOutcome
+
+    schedule = ScheduleConfig.model_validate({"jobs": {"run": {"interval_minutes": 60}}, "health_enabled": False})
+    seen: list[str] = []
+
+    def factory(status: str) -> Any:
+        def body(ctx: JobContext) -> JobOutcome:
+            seen.append(ctx.job)
+            assert not ctx.should_stop()
+            return JobOutcome(status=status)
+        return lambda _job: body
+
+    assert serve_schedule(schedule, engine, job_factory=factory("ok"), once=True) == 0
+    assert serve_schedule(schedule, engine, job_factory=factory("failed"), once=True) == 1
+    assert seen == ["run", "run"]
+    with Session(engine) as session:
+        assert session.exec(select(JobLease)).all() == [], "--once frees the lease when done"

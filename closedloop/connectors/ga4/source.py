@@ -131,6 +131,7 @@ class GA4Source:
             zone_name = response.metadata.time_zone or "UTC"
             if response.property_quota:
                 self.last_quota = type(response.property_quota).to_dict(response.property_quota)
+                getattr(self.caller.limiter, "observe_quota", lambda _quota: None)(self.last_quota)
             records, quarantined = _parse_rows(response.rows, ZoneInfo(zone_name))
             offset += len(response.rows)
             done = not response.rows or offset >= response.row_count

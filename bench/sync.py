@@ -1,0 +1,312 @@
+"""Benchmark: one full sync against the sandbox at a realistic latency and HubSpot's burst limit.
+
+One command: ``/work/venv/bin/python bench/sync.py [--contacts 100000 --sessions 500000
+--deals 20000 --latency 0.05]`` (``--quick`` for a 5,000-contact run that takes under a
+minute).  The sandbox (HubSpot + GA4) runs in a child process, so that neither its memory nor
+its share of the GIL counts against the pipeline; the pipeline runs ``run_once`` on a SQLite
+file with the limiters built from config, then runs again immediately.
+
+It prints API calls per endpoint against the lower bound (records / batch size), the wall time
+against the rate-limit floor (HubSpot calls / (burst per 10 s)), 429s (and when), the phases of
+each run, the pipeline process's peak RSS, and the write calls of the second run.
+
+The generator's deal count follows from its contacts (about one deal per five contacts), so
+``--deals`` is a target that is reported against, not forced; sessions are tuned to the target
+by adding anonymous visitors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+SEARCH_PAGE, HISTORY_BATCH, ASSOCIATION_BATCH, UPDATE_BATCH, GA4_PAGE = 200, 50, 1000, 100, 250_000
+
+
+# ---- the sandbox, in a child process --------------------------------------------------------
+
+
+def _anonymous_share(contacts: int, sessions: int, seed: int) -> float:
+    """Anonymous visitors per contact that bring the session count near ``sessions``."""
+    from closedloop.sandbox.generator import generate_company
+
+    sample = 2000
+    base = len(generate_company(contacts=sample, seed=seed, now=NOW, anonymous_per_contact=0).sessions)
+    with_one = len(generate_company(contacts=sample, seed=seed, now=NOW, anonymous_per_contact=1).sessions)
+    per_contact = base / sample
+    per_anonymous = max(1e-9, (with_one - base) / sample)
+    return max(0.0, (sessions / max(1, contacts) - per_contact) / per_anonymous)
+
+
+def sandbox_child(conn: Connection, args: dict[str, Any]) -> None:
+    from closedloop.sandbox.generator import generate_company
+    from closedloop.sandbox.launch import start_sandbox
+
+    started = time.perf_counter()
+    share = _anonymous_share(args["contacts"], args["sessions"], args["seed"])
+    company = generate_company(contacts=args["contacts"], seed=args["seed"], now=NOW, anonymous_per_contact=share)
+    generated_s = time.perf_counter() - started
+    sandbox = start_sandbox(company, now=NOW, latency=args["latency"], burst_limit=args["burst"])
+    refusals: list[tuple[float, str]] = []
+    admit = sandbox.hubspot.limiter.admit
+
+    def counting_admit(*, search: bool) -> Any:
+        verdict = admit(search=search)
+        if not verdict.allowed:
+            refusals.append((time.monotonic(), verdict.policy))
+        return verdict
+
+    sandbox.hubspot.limiter.admit = counting_admit  # type: ignore[method-assign]
+    conn.send(
+        {
+            "hubspot_url": sandbox.hubspot.url,
+            "ga4_url": sandbox.ga4.url,
+            "property_id": company.ga4_property_id,
+            "contacts": len(company.contacts),
+            "deals": len(company.deals),
+            "sessions": len(company.sessions),
+            "anonymous_per_contact": round(share, 3),
+            "generated_s": round(generated_s, 1),
+        }
+    )
+    while True:
+        command = conn.recv()
+        if command == "stats":
+            conn.send(
+                {
+                    "refusals": list(refusals),
+                    "hubspot": dict(sandbox.hubspot.server.calls),
+                    "ga4": dict(sandbox.ga4.server.calls),
+                }
+            )
+            refusals.clear()
+            sandbox.hubspot.server.reset_calls()
+            sandbox.ga4.server.reset_calls()
+        elif command == "stop":
+            sandbox.stop()
+            conn.send("stopped")
+            return
+
+
+# ---- the pipeline, in this process ----------------------------------------------------------
+
+
+def _config(info: dict[str, Any], store_url: str) -> Any:
+    from closedloop.config.attribution import AttributionConfig
+    from closedloop.config.models import Config, GA4Config, HubSpotConfig, StoreConfig
+    from closedloop.sandbox.launch import DEMO_MODELS, SANDBOX_TOKEN
+
+    return Config(
+        store=StoreConfig(url=store_url),
+        hubspot=HubSpotConfig(base_url=info["hubspot_url"], access_token=SecretStr(SANDBOX_TOKEN), tier="starter"),
+        ga4=GA4Config(
+            property_id=info["property_id"], base_url=info["ga4_url"], initial_days=400, page_size=GA4_PAGE
+        ),
+        attribution=AttributionConfig(models=DEMO_MODELS),
+    )
+
+
+def _run(config: Any, now: datetime) -> tuple[Any, Any, float]:
+    from closedloop.store.engine import open_store
+    from closedloop.sync.factory import build_connectors, default_limiters
+    from closedloop.sync.pipeline import run_once
+
+    limiters = default_limiters(config)
+    connectors = build_connectors(config, limiters=limiters)
+    engine = open_store(config.store.url)
+    started = time.monotonic()
+    try:
+        report = run_once(
+            engine=engine, config=config, sources=connectors.sources, writer=connectors.writer,
+            log=connectors.log, now=now,
+        )
+    finally:
+        engine.dispose()
+    return report, limiters["hubspot"], started
+
+
+def _calls(report: Any, service: str) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for key, statuses in report.api_calls.items():
+        svc, _, endpoint = key.partition(" ")
+        if svc == service:
+            out[endpoint] += sum(statuses.values())
+    return out
+
+
+def _lower_bounds(info: dict[str, Any], written: dict[str, int]) -> dict[str, int]:
+    """Records / batch size per endpoint; the update bound counts objects that got any value."""
+    contacts, deals, sessions = info["contacts"], info["deals"], info["sessions"]
+    pid = info["property_id"]
+    return {
+        "hubspot POST /crm/v3/objects/contacts/search": math.ceil(contacts / SEARCH_PAGE),
+        "hubspot POST /crm/v3/objects/deals/search": math.ceil(deals / SEARCH_PAGE),
+        "hubspot POST /crm/v3/objects/deals/batch/read": math.ceil(deals / HISTORY_BATCH),
+        "hubspot POST /crm/v4/associations/deals/contacts/batch/read": math.ceil(deals / ASSOCIATION_BATCH),
+        "hubspot POST /crm/v3/objects/contacts/batch/update": math.ceil(written.get("contacts", 0) / UPDATE_BATCH),
+        "hubspot POST /crm/v3/objects/deals/batch/update": math.ceil(written.get("deals", 0) / UPDATE_BATCH),
+        "hubspot GET /crm/v3/pipelines/deals": 1,
+        # Two reports (sessions, ad cost); the ad-cost report is small, one page.
+        f"ga4 POST /v1beta/properties/{pid}:runReport": math.ceil(sessions / GA4_PAGE) + 1,
+    }
+
+
+def _objects_with_values(store_url: str) -> dict[str, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT object_type, COUNT(DISTINCT object_id) FROM writeback_state GROUP BY object_type")
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(t): int(n) for t, n in rows}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=500_000)
+    parser.add_argument("--deals", type=int, default=20_000, help="target, reported against (see above)")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
+    parser.add_argument("--burst", type=int, default=100, help="HubSpot calls per 10 s (sandbox and tier)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="5,000 contacts, 25,000 sessions")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file (default: a temp file)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.contacts, args.sessions, args.deals = 5_000, 25_000, 1_000
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=sandbox_child, args=(child, {k: v for k, v in vars(args).items() if k != "db"}), daemon=True)
+    process.start()
+    info = parent.recv()
+    print(
+        f"company: {info['contacts']:,} contacts, {info['deals']:,} deals (target {args.deals:,}), "
+        f"{info['sessions']:,} sessions (target {args.sessions:,}; {info['anonymous_per_contact']} anonymous "
+        f"visitors per contact), generated in {info['generated_s']} s in the sandbox process"
+    )
+    print(f"sandbox: latency {args.latency * 1000:.0f} ms per request, HubSpot burst {args.burst} per 10 s")
+
+    tmp = tempfile.TemporaryDirectory()
+    db = args.db or Path(tmp.name) / "bench.db"
+    store_url = f"sqlite:///{db}"
+    config = _config(info, store_url)
+    if args.burst != 100:
+        config.hubspot.burst_limit = args.burst
+    rss_before = _peak_rss_mb()
+
+    report1, limiter1, started1 = _run(config, NOW)
+    parent.send("stats")
+    stats1 = parent.recv()
+    report2, _limiter2, _ = _run(config, NOW + timedelta(seconds=report1.duration_s))
+    parent.send("stats")
+    stats2 = parent.recv()
+    parent.send("stop")
+    parent.recv()
+    process.join(timeout=10)
+
+    written = _objects_with_values(store_url)
+    _print_run("first run", report1)
+    _print_calls(info, report1, written)
+    hubspot_calls = sum(_calls(report1, "hubspot").values())
+    floor_s = hubspot_calls / (args.burst / 10)
+    wall = report1.duration_s
+    print(
+        f"\nwall time: {wall:,.1f} s; rate-limit floor {floor_s:,.1f} s "
+        f"({hubspot_calls:,} HubSpot calls / {args.burst} per 10 s): {100 * (wall / floor_s - 1):+.1f}% "
+        f"(target within +15%)"
+    )
+    hubspot_s = wall - report1.seconds.get("rebuild", 0.0)
+    print(
+        f"  time outside rebuild: {hubspot_s:,.1f} s ({100 * (hubspot_s / floor_s - 1):+.1f}% vs floor); "
+        f"limiter waited {limiter1.waited_s:,.1f} s in total"
+    )
+    _print_refusals(stats1, started1)
+    print(
+        f"\npeak RSS of the pipeline process: {_peak_rss_mb():,.0f} MB (before the runs: {rss_before:,.0f} MB; "
+        f"target < 400 MB)"
+    )
+    _print_run("second run", report2)
+    writes = {k: v for k, v in _calls(report2, "hubspot").items() if not k.startswith("GET") and "search" not in k
+              and "batch/read" not in k}
+    print(f"  write calls in the second run: {sum(writes.values())} {dict(writes) or ''} (target 0)")
+    print(f"  calls in the second run: {report2.api_calls}")
+    if stats2 and stats2["refusals"]:
+        print(f"  429s in the second run: {len(stats2['refusals'])}")
+    tmp.cleanup()
+    return 0
+
+
+def _print_run(title: str, report: Any) -> None:
+    seconds = ", ".join(f"{k} {v:,.1f} s" for k, v in report.seconds.items())
+    print(f"\n{title}: status {report.status}, {report.duration_s:,.1f} s ({seconds})")
+    if report.errors:
+        print(f"  errors: {report.errors}")
+    for stream, counts in report.pulled.items():
+        print(f"  pulled {stream}: {dict(counts)}")
+    if report.writeback is not None:
+        wb = report.writeback
+        print(f"  written: {wb.objects_written:,} objects, {wb.properties_written:,} values, "
+              f"{wb.records_failed} failed")
+
+
+def _print_calls(info: dict[str, Any], report: Any, written: dict[str, int]) -> None:
+    bounds = _lower_bounds(info, written)
+    actual: Counter[str] = Counter()
+    for service in ("hubspot", "ga4"):
+        for endpoint, n in _calls(report, service).items():
+            actual[f"{service} {endpoint}"] = n
+    print(f"\n{'endpoint':<66} {'calls':>7} {'bound':>7} {'over':>7}")
+    bounded_actual = bounded_bound = 0
+    for key in sorted(set(actual) | set(bounds)):
+        n, bound = actual.get(key, 0), bounds.get(key)
+        if bound is None:
+            print(f"{key:<66} {n:>7,} {'setup':>7}")
+            continue
+        bounded_actual += n
+        bounded_bound += bound
+        over = f"{100 * (n / bound - 1):+.1f}%" if bound else "-"
+        print(f"{key:<66} {n:>7,} {bound:>7,} {over:>7}")
+    setup = sum(actual.values()) - bounded_actual
+    total = sum(actual.values())
+    print(
+        f"total: {total:,} calls; lower bound {bounded_bound:,} (+{setup} one-off property setup calls): "
+        f"{100 * (total / (bounded_bound + setup) - 1):+.1f}% counting setup in the bound, "
+        f"{100 * (total / bounded_bound - 1):+.1f}% not (target within 5%)"
+    )
+    statuses: Counter[str] = Counter()
+    for per_status in report.api_calls.values():
+        statuses.update(per_status)
+    print(f"statuses: {dict(statuses)}")
+
+
+def _print_refusals(stats: dict[str, Any] | None, started: float) -> None:
+    refusals = (stats or {}).get("refusals", [])
+    late = [t for t, _ in refusals if t - started > 1.0]
+    policies = Counter(p for _, p in refusals)
+    print(f"429s received: {len(refusals)} {dict(policies) or ''}; after the first second: {len(late)} (target 0)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,460 @@
+"""Fault injection: every kind of misbehaviour ends in the same store and CRM as a clean run.
+
+Each test starts a fresh sandbox of the same small company, installs a ``FaultPlan``, runs the
+real pipeline (real SDKs, real HTTP) with a sleep that only records, and compares the final
+store (sorted rows of every data table) and every contact's and deal's ``closedloop_*``
+properties in the CRM with those of a clean run.  Columns that only say *when* the CRM or the
+store was touched (``updated_at``, ``written_at``) are left out: a retried or re-run write
+changes them without changing anything a user reads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, MetaData, select
+
+from closedloop.config.models import Config, WritebackConfig
+from closedloop.sandbox.company import Company
+from closedloop.sandbox.faults import (
+    FaultPlan,
+    Rule,
+    TokenRevocation,
+    drop_connection,
+    partial_failure,
+    rate_limit_storm,
+    revoke_token_after,
+    server_error,
+    slow,
+)
+from closedloop.sandbox.ga4 import GA4Sandbox, GA4State
+from closedloop.sandbox.generator import generate_company
+from closedloop.sandbox.hubspot import HubSpotSandbox, HubSpotState
+from closedloop.sandbox.launch import SANDBOX_TOKEN, RunningSandbox
+from closedloop.sandbox.server import Request, Response
+from closedloop.store.engine import open_store
+from closedloop.store.models import SyncRun
+from closedloop.sync.factory import build_connectors
+from closedloop.sync.pipeline import RunReport, run_once
+
+NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+PREFIX = "closedloop_"
+# Columns that record when something was touched, not what it is.
+VOLATILE = {"contacts": {"updated_at"}, "deals": {"updated_at"}, "writeback_state": {"written_at"}}
+COMPARED_TABLES = (
+    "contacts", "contact_identities", "web_sessions", "deals", "deal_stage_events", "deal_contacts",
+    "pipeline_stages", "touchpoints", "conversions", "credits", "spend", "writeback_state",
+)
+
+CONTACT_SEARCH = "POST /crm/v3/objects/contacts/search"
+DEAL_SEARCH = "POST /crm/v3/objects/deals/search"
+DEAL_HISTORY = "POST /crm/v3/objects/deals/batch/read"
+ASSOCIATIONS = "POST /crm/v4/associations/deals/contacts/batch/read"
+BATCH_UPDATE = "POST */batch/update"
+RUN_REPORT = "POST /v1beta/properties/*:runReport"
+
+
+class SleepLog:
+    """The retry sleep: records what it was asked to wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, seconds: float) -> None:
+        with self._lock:
+            self.waits.append(seconds)
+
+
+@dataclass(slots=True)
+class Outcome:
+    reports: list[RunReport]
+    store: dict[str, list[tuple[Any, ...]]]
+    crm: dict[tuple[str, str], dict[str, str | None]]
+    sleeps: SleepLog
+    plan: FaultPlan
+    engine: Engine
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def start_fault_sandbox(company: Company) -> RunningSandbox:
+    """Like ``start_sandbox``, with search's per-second cap lifted: the fake sleep never waits."""
+    hs_state = HubSpotState()
+    hs_state.load_company(company)
+    ga_state = GA4State(property_id=company.ga4_property_id, time_zone=company.ga4_time_zone)
+    ga_state.load_company(company)
+    hubspot = HubSpotSandbox(hs_state, access_token=SANDBOX_TOKEN, search_per_second=10_000, now=lambda: NOW)
+    ga4 = GA4Sandbox(ga_state, now=lambda: NOW)
+    return RunningSandbox(hubspot.start(), ga4.start(), company)
+
+
+def small_pages(config: Config, **hubspot: Any) -> Config:
+    """Several pages and batches per stream, so a fault can land in the middle of one."""
+    assert config.hubspot is not None and config.ga4 is not None
+    return config.model_copy(
+        update={
+            "hubspot": config.hubspot.model_copy(update={"search_page_size": 50, "max_retries": 6, **hubspot}),
+            "ga4": config.ga4.model_copy(update={"page_size": 400}),
+            "writeback": WritebackConfig(batch_size=40, max_attempts=3),
+        }
+    )
+
+
+def store_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    meta = MetaData()
+    meta.reflect(engine, only=COMPARED_TABLES)
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for name in COMPARED_TABLES:
+            tbl = meta.tables[name]
+            cols = [c for c in tbl.columns if c.name not in VOLATILE.get(name, set())]
+            out[name] = sorted((tuple(row) for row in conn.execute(select(*cols))), key=repr)
+    return out
+
+
+def crm_snapshot(sandbox: RunningSandbox) -> dict[tuple[str, str], dict[str, str | None]]:
+    state = sandbox.hubspot.state
+    objects = [("contacts", c.id) for c in sandbox.company.contacts] + [("deals", d.id) for d in sandbox.company.deals]
+    return {
+        (kind, oid): {k: v for k, v in state.get_properties(kind, oid).items() if k.startswith(PREFIX)}
+        for kind, oid in objects
+    }
+
+
+def run(sandbox: RunningSandbox, config: Config, engine: Engine, sleeps: SleepLog) -> RunReport:
+    connectors = build_connectors(config, sleep=sleeps)
+    return run_once(
+        engine=engine, config=config, sources=connectors.sources, writer=connectors.writer,
+        log=connectors.log, now=NOW,
+    )
+
+
+def run_with_faults(
+    company: Company,
+    tmp_path: Path,
+    *rules: Rule,
+    runs: int = 1,
+    record: tuple[str, ...] = (),
+    configure: Any = None,
+) -> Outcome:
+    sleeps = SleepLog()
+    with start_fault_sandbox(company) as sandbox:
+        plan = FaultPlan(list(rules), record=record).install(sandbox.hubspot.server)
+        sandbox.ga4.server.fault_hooks.insert(0, plan)  # one plan sees both services
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        config = small_pages(sandbox.config(store_url=url))
+        if configure is not None:
+            config = configure(config)
+        engine = open_store(url)
+        reports = [run(sandbox, config, engine, sleeps) for _ in range(runs)]
+        return Outcome(reports, store_snapshot(engine), crm_snapshot(sandbox), sleeps, plan, engine)
+
+
+@pytest.fixture(scope="module")
+def company() -> Company:
+    return generate_company(contacts=150, seed=11, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def clean(company: Company, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
+    outcome = run_with_faults(company, tmp_path_factory.mktemp("clean"))
+    assert [r.status for r in outcome.reports] == ["ok"]
+    written = outcome.reports[0].writeback
+    assert written is not None and written.properties_written > len(company.contacts)
+    assert sum(len(v) for v in outcome.crm.values()) == written.properties_written
+    yield outcome
+    outcome.engine.dispose()
+
+
+def assert_same_as_clean(outcome: Outcome, clean: Outcome) -> None:
+    assert outcome.reports[-1].status == "ok", outcome.reports[-1].errors
+    for name in COMPARED_TABLES:
+        assert len(outcome.store[name]) == len(clean.store[name]), name
+        assert outcome.store[name] == clean.store[name], name
+    differing = [key for key in clean.crm if outcome.crm.get(key) != clean.crm[key]]
+    assert not differing, f"{len(differing)} CRM objects differ, first {differing[:3]}"
+    outcome.engine.dispose()
+
+
+def statuses(report: RunReport, endpoint_part: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for endpoint, counts in report.api_calls.items():
+        if endpoint_part in endpoint:
+            for status, n in counts.items():
+                out[status] = out.get(status, 0) + n
+    return out
+
+
+# ---- 429s ------------------------------------------------------------------------------------
+
+
+def test_a_429_storm_with_retry_after_waits_exactly_what_hubspot_asked(
+    company: Company, clean: Outcome, tmp_path: Path
+) -> None:
+    outcome = run_with_faults(company, tmp_path, rate_limit_storm(3, retry_after=7, endpoint=CONTACT_SEARCH, skip=1))
+    assert outcome.plan.fired("rate_limit") == 3
+    assert outcome.sleeps.waits.count(7.0) == 3
+    assert statuses(outcome.reports[0], "contacts/search")["429"] == 3
+    assert_same_as_clean(outcome, clean)
+
+
+def test_a_429_storm_without_retry_after_backs_off_and_completes(
+    company: Company, clean: Outcome, tmp_path: Path
+) -> None:
+    outcome = run_with_faults(company, tmp_path, rate_limit_storm(4, endpoint=BATCH_UPDATE, skip=1))
+    assert outcome.plan.fired("rate_limit") == 4
+    assert len(outcome.sleeps.waits) == 4 and all(0 <= w <= 30 for w in outcome.sleeps.waits)
+    assert statuses(outcome.reports[0], "batch/update")["429"] == 4
+    assert_same_as_clean(outcome, clean)
+
+
+def test_ga4_resource_exhausted_is_retried(company: Company, clean: Outcome, tmp_path: Path) -> None:
+    outcome = run_with_faults(company, tmp_path, rate_limit_storm(3, endpoint=RUN_REPORT, skip=1))
+    assert outcome.plan.fired("rate_limit") == 3
+    assert statuses(outcome.reports[0], "runReport")["429"] == 3
+    assert_same_as_clean(outcome, clean)
+
+
+# ---- 5xx, slow answers, dropped connections ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "endpoint", "skip"),
+    [
+        (500, CONTACT_SEARCH, 2),
+        (502, DEAL_HISTORY, 0),
+        (503, ASSOCIATIONS, 0),
+        (503, BATCH_UPDATE, 3),
+        (500, RUN_REPORT, 1),
+        (502, "GET /crm/v3/properties/{objectType}", 0),
+    ],
+)
+def test_server_errors_are_retried(
+    company: Company, clean: Outcome, tmp_path: Path, status: int, endpoint: str, skip: int
+) -> None:
+    outcome = run_with_faults(company, tmp_path, server_error(status, 2, endpoint=endpoint, skip=skip))
+    assert outcome.plan.fired() == 2
+    assert len(outcome.sleeps.waits) == 2
+    assert_same_as_clean(outcome, clean)
+
+
+@pytest.mark.parametrize(("endpoint", "skip"), [(DEAL_SEARCH, 0), (BATCH_UPDATE, 1), (RUN_REPORT, 0)])
+def test_answers_slower_than_the_timeout_are_retried(
+    company: Company, clean: Outcome, tmp_path: Path, endpoint: str, skip: int
+) -> None:
+    def short_timeouts(config: Config) -> Config:
+        assert config.hubspot is not None and config.ga4 is not None
+        return config.model_copy(update={
+            "hubspot": config.hubspot.model_copy(update={"timeout_s": 0.3}),
+            "ga4": config.ga4.model_copy(update={"timeout_s": 0.3}),
+        })
+
+    outcome = run_with_faults(company, tmp_path, slow(0.8, 2, endpoint=endpoint, skip=skip), configure=short_timeouts)
+    assert outcome.plan.fired("slow") == 2
+    assert len(outcome.sleeps.waits) == 2  # each timeout was one retry
+    assert_same_as_clean(outcome, clean)
+
+
+@pytest.mark.parametrize(("endpoint", "skip"), [(CONTACT_SEARCH, 1), (BATCH_UPDATE, 2), (RUN_REPORT, 0)])
+def test_dropped_connections_are_retried(
+    company: Company, clean: Outcome, tmp_path: Path, endpoint: str, skip: int
+) -> None:
+    outcome = run_with_faults(company, tmp_path, drop_connection(2, endpoint=endpoint, skip=skip))
+    assert outcome.plan.fired("drop_connection") == 2
+    assert_same_as_clean(outcome, clean)
+
+
+# ---- 401 --------------------------------------------------------------------------------------
+
+
+def token_file_config(path: Path) -> Any:
+    def configure(config: Config) -> Config:
+        assert config.hubspot is not None
+        return config.model_copy(update={
+            "hubspot": config.hubspot.model_copy(update={"access_token": None, "access_token_file": str(path)})
+        })
+
+    return configure
+
+
+@pytest.mark.parametrize("after", [3, 12])  # mid pull; during write-back
+def test_a_token_rotated_mid_run_is_refreshed_once_and_the_run_completes(
+    company: Company, clean: Outcome, tmp_path: Path, after: int
+) -> None:
+    token_file = tmp_path / "hubspot.token"
+    token_file.write_text(SANDBOX_TOKEN + "\n")
+    rotated = "rotated-token-2"
+    rule = revoke_token_after(after, new_token=rotated, on_revoke=lambda: token_file.write_text(rotated + "\n"))
+    outcome = run_with_faults(company, tmp_path, rule, configure=token_file_config(token_file))
+    revocation = rule.action
+    assert isinstance(revocation, TokenRevocation)
+    assert revocation.refused == 1  # one 401, one refresh, then the new token everywhere
+    assert_same_as_clean(outcome, clean)
+
+
+def test_a_401_that_persists_fails_the_run_cleanly_and_is_recorded(
+    company: Company, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "hubspot.token"
+    token_file.write_text(SANDBOX_TOKEN)
+    rule = revoke_token_after(3)  # no new token: every later call is refused
+    outcome = run_with_faults(company, tmp_path, rule, configure=token_file_config(token_file))
+    report = outcome.reports[0]
+    assert report.status not in ("ok", "running")
+    assert report.errors and any("401" in e for e in report.errors)
+    assert all(SANDBOX_TOKEN not in e for e in report.errors)
+    assert report.writeback is None or report.writeback.properties_written == 0
+    assert outcome.store["writeback_state"] == [] or all(row[3] is None for row in outcome.store["writeback_state"])
+    with outcome.engine.connect() as conn:
+        row = conn.execute(select(SyncRun.status, SyncRun.errors).where(SyncRun.id == report.run_id)).one()  # type: ignore[arg-type]
+    assert row.status == report.status
+    assert any("401" in m for m in row.errors["messages"])
+    assert not any(outcome.crm.values()), "nothing may be written with refused credentials"
+    outcome.engine.dispose()
+
+
+# ---- partial batch failures -------------------------------------------------------------------
+
+
+def failing_ids(company: Company) -> list[str]:
+    return [company.contacts[5].id, company.contacts[77].id, company.deals[3].id]
+
+
+def test_partial_failures_are_stored_then_retried_on_the_next_run(
+    company: Company, clean: Outcome, tmp_path: Path
+) -> None:
+    ids = failing_ids(company)
+    rule = partial_failure(ids, times=1)
+    sleeps = SleepLog()
+    with start_fault_sandbox(company) as sandbox:
+        plan = FaultPlan([rule], record=(BATCH_UPDATE,)).install(sandbox.hubspot.server)
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        config = small_pages(sandbox.config(store_url=url))
+        engine = open_store(url)
+        first = run(sandbox, config, engine, sleeps)
+        assert first.writeback is not None
+        assert first.writeback.records_failed == len(ids)
+        assert {f["object"].split("/")[1] for f in first.writeback.failures} == set(ids)
+        pending = pending_rows(engine)
+        assert {r["object_id"] for r in pending} == set(ids)
+        assert all(r["attempts"] == 1 and "Injected failure" in (r["last_error"] or "") for r in pending)
+        for oid in ids:  # the failed records were not written; everything else was
+            kind = "deals" if oid == ids[-1] else "contacts"
+            assert not any(sandbox.hubspot.state.get_properties(kind, oid).get(k) for k in clean.crm[(kind, oid)])
+        sent_before = len(plan.recorded())
+        second = run(sandbox, config, engine, sleeps)
+        assert second.writeback is not None and second.writeback.records_failed == 0
+        resent = [i["id"] for e in plan.recorded()[sent_before:] for i in e.request_body["inputs"]]
+        assert sorted(resent) == sorted(ids)  # only the failed records were sent again
+        assert second.writeback.objects_written == len(ids)
+        outcome = Outcome([first, second], store_snapshot(engine), crm_snapshot(sandbox), sleeps, plan, engine)
+    assert pending_rows(outcome.engine) == []
+    assert_same_as_clean(outcome, clean)
+
+
+def test_partial_failures_are_given_up_after_max_attempts_and_reported(
+    company: Company, clean: Outcome, tmp_path: Path
+) -> None:
+    ids = failing_ids(company)
+    rule = partial_failure(ids, times=1000)
+    sleeps = SleepLog()
+    with start_fault_sandbox(company) as sandbox:
+        plan = FaultPlan([rule], record=(BATCH_UPDATE,)).install(sandbox.hubspot.server)
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        config = small_pages(sandbox.config(store_url=url))
+        assert config.writeback.max_attempts == 3
+        engine = open_store(url)
+        reports = []
+        for attempt in (1, 2, 3):
+            reports.append(run(sandbox, config, engine, sleeps))
+            assert {r["attempts"] for r in pending_rows(engine)} == {attempt}
+        props_of_failed = sum(len(clean.crm[("deals" if i == ids[-1] else "contacts", i)]) for i in ids)
+        last = reports[-1].writeback
+        assert last is not None and last.records_given_up == props_of_failed
+        sent_before = len(plan.recorded())
+        fourth = run(sandbox, config, engine, sleeps)
+        assert fourth.writeback is not None
+        assert len(plan.recorded()) == sent_before, "given-up records must not be sent again"
+        assert fourth.writeback.records_given_up == props_of_failed  # still reported
+        assert fourth.writeback.records_failed == 0
+        crm = crm_snapshot(sandbox)
+    for key, values in clean.crm.items():
+        if key[1] in ids:
+            assert not any(crm[key].values()), key
+        else:
+            assert crm[key] == values, key
+    engine.dispose()
+
+
+def pending_rows(engine: Engine) -> list[dict[str, Any]]:
+    meta = MetaData()
+    meta.reflect(engine, only=("writeback_state",))
+    tbl = meta.tables["writeback_state"]
+    with engine.connect() as conn:
+        rows = conn.execute(select(tbl).where(tbl.c.pending_value.is_not(None))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# ---- the plan itself ---------------------------------------------------------------------------
+
+
+def _request(endpoint: str = "POST /crm/v3/objects/{objectType}/search", path: str = "/crm/v3/objects/contacts/search") -> Request:
+    return Request(method=endpoint.split()[0], path=path, query={}, headers={}, body=b"", endpoint=endpoint)
+
+
+@settings(max_examples=60, deadline=None)
+@given(skip=st.integers(0, 6), times=st.integers(0, 6), requests=st.integers(0, 20))
+def test_a_rule_faults_exactly_the_requests_after_skip_up_to_times(skip: int, times: int, requests: int) -> None:
+    plan = FaultPlan([rate_limit_storm(times, endpoint=CONTACT_SEARCH, skip=skip)])
+    answers = [plan(_request()) for _ in range(requests)]
+    faulted = [i for i, a in enumerate(answers) if a is not None]
+    assert faulted == list(range(skip, min(requests, skip + times)))
+    assert all(a.status == 429 for a in answers if a is not None)
+    # other endpoints are never counted nor faulted
+    assert plan(_request("POST /crm/v3/objects/{objectType}/batch/update", "/crm/v3/objects/deals/batch/update")) is None
+
+
+def test_concurrent_requests_see_a_storm_of_exactly_n() -> None:
+    plan = FaultPlan([server_error(503, 37)])
+    hits: list[Response | None] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(50):
+            answer = plan(_request())
+            with lock:
+                hits.append(answer)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for h in hits if h is not None) == 37
+    assert len(hits) == 400
+
+
+def test_a_time_window_faults_only_inside_it() -> None:
+    ticks = iter([0.0, 0.5, 1.5, 2.5, 3.5])
+    plan = FaultPlan(clock=lambda: next(ticks))
+    plan.add(Rule(lambda r, f: Response(503), during=(1.0, 3.0), times=None))
+    plan._started = plan.clock()
+    answers = [plan(_request()) for _ in range(4)]
+    assert [a is not None for a in answers] == [False, True, True, False]
+
+
+def test_ga4_and_hubspot_get_their_own_error_shapes() -> None:
+    plan = FaultPlan([rate_limit_storm(2, retry_after=1.5)])
+    ga4 = plan(_request("POST /v1beta/properties/{propertyId}:runReport", "/v1beta/properties/1:runReport"))
+    hubspot = plan(_request("GET /crm/v3/properties/{objectType}", "/crm/v3/properties/contacts"))
+    assert ga4 is not None and ga4.body["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert hubspot is not None and hubspot.body["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert hubspot.headers["Retry-After"] == "1.5" and hubspot.headers["X-HubSpot-RateLimit-Remaining"] == "0"
