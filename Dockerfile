@@ -1,6 +1,7 @@
-# closedloop as a container: non-root, the CLI as entrypoint.
+# closedloop as a container: non-root, the CLI as entrypoint, `serve` (the schedule) by default.
 #   docker build -t closedloop .
-#   docker run --rm -v $PWD/closedloop.yaml:/config/closedloop.yaml:ro -e HUBSPOT_TOKEN closedloop run --config /config/closedloop.yaml
+#   docker run -d -p 8080:8080 -v $PWD/config:/config:ro -v closedloop-data:/data -e HUBSPOT_TOKEN closedloop
+#   docker run --rm -v $PWD/config:/config:ro -e HUBSPOT_TOKEN closedloop run --config /config/closedloop.yaml
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
@@ -14,5 +15,7 @@ USER closedloop
 WORKDIR /data
 ENV PYTHONUNBUFFERED=1
 EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"
 ENTRYPOINT ["closedloop"]
-CMD ["--help"]
+CMD ["serve", "--config", "/config/closedloop.yaml"]

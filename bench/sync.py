@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=sandbox_child, args=(child, {k: v for k, v in vars(args).items() if k != "db"}), daemon=True)
+    child_args = {k: v for k, v in vars(args).items() if k != "db"}
+    process = ctx.Process(target=sandbox_child, args=(child, child_args), daemon=True)
     process.start()
     info = parent.recv()
     print(

@@ -91,6 +91,7 @@ def demo(
     db: Annotated[Path | None, typer.Option(help="SQLite file to keep (default: a temporary file).")] = None,
 ) -> None:
     """Run the whole loop against the built-in sandbox on SQLite and show what it found and wrote."""
+    from closedloop.attribution.roi_command import roi_table
     from closedloop.demo import run_demo
     from closedloop.report.summary import ChannelRow, ChannelSummary
     from closedloop.report.terminal import (
@@ -126,6 +127,7 @@ def demo(
     console.print(channel_table(summary))
     console.print(revenue_chart(summary))
     console.print(f"Won revenue {s['won_revenue']:,.0f}; every model credits exactly that much.")
+    console.print(roi_table(result.roi, title=f"ROI by channel under {s['primary_model']} (spend: GA4 ad cost)"))
     console.print(writeback_table(data["first_run"]["writeback"]))
     console.print(api_calls_table(data["first_run"]["api_calls"], title="API calls of the first run"))
     second = data["second_run"]["writeback"] or {}
@@ -379,10 +381,14 @@ def sandbox_serve(
 def _register_subcommands() -> None:
     """Commands owned by other subpackages register themselves here."""
     from closedloop.attribution.command import register as register_attribute
+    from closedloop.attribution.roi_command import register as register_roi
     from closedloop.mapping.command import register as register_mapping
+    from closedloop.sync.command import register as register_serve
 
     register_attribute(app)
+    register_roi(app)
     register_mapping(app)
+    register_serve(app)
 
 
 _register_subcommands()

@@ -14,10 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
+from closedloop.attribution.roi import RoiReport, roi_report
+from closedloop.attribution.roi_query import read_credits, read_days_lead_to_won, read_spend
+from closedloop.config.models import Config
+from closedloop.mapping.channels import ChannelMapper
 from closedloop.report.summary import channel_summary
 from closedloop.sandbox.generator import generate_company
 from closedloop.sandbox.launch import start_sandbox
-from closedloop.store.engine import open_store
+from closedloop.store.engine import open_store, session_scope
 from closedloop.sync.factory import build_connectors
 from closedloop.sync.pipeline import RunReport, run_once
 
@@ -33,6 +39,7 @@ class DemoResult:
     company: dict[str, int]
     seconds: dict[str, float]
     crm_sample: dict[str, dict[str, Any]]
+    roi: RoiReport
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +60,7 @@ class DemoResult:
                 "api_calls": self.second.api_calls,
             },
             "crm_sample": self.crm_sample,
+            "roi": {"rows": [r.as_dict() for r in self.roi.rows], "total": self.roi.total.as_dict()},
         }
 
 
@@ -98,6 +106,7 @@ def run_demo(
                 )
                 timings[f"{label}_run"] = time.perf_counter() - t
             summary = channel_summary(engine, config).as_dict()
+            roi = demo_roi(engine, config)
             sample = _crm_sample(sandbox, config.writeback.property_prefix)
         finally:
             engine.dispose()
@@ -110,7 +119,17 @@ def run_demo(
         company={"contacts": len(company.contacts), "deals": len(company.deals), "sessions": len(company.sessions)},
         seconds={k: round(v, 2) for k, v in timings.items()},
         crm_sample=sample,
+        roi=roi,
     )
+
+
+def demo_roi(engine: Engine, config: Config) -> RoiReport:
+    """ROI per channel from the sandbox's GA4 ad cost, under the primary model."""
+    with session_scope(engine) as session:
+        spend, _currencies = read_spend(session, ChannelMapper.from_config(config.mapping), file_origins=[], since=None)
+        credits = read_credits(session, config.attribution.primary_model)
+        days = read_days_lead_to_won(session)
+    return roi_report(spend, credits, days, group_by="channel")
 
 
 def _prefixed(say: Progress, prefix: str) -> Progress:

@@ -16,7 +16,7 @@ import io
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -271,15 +271,20 @@ def parse_plain_command_line(argv: Sequence[str]) -> AttributeRequest | None:
         values[_OPTION_FIELDS[name]] = value
     if len(positional) != 1:
         return None
-    columns = PathColumns(
-        values.pop("path", DEFAULT_PATH_COLUMN),
-        values.pop("conversions", DEFAULT_CONVERSIONS_COLUMN),
-        values.pop("value", None),
-        values.pop("nulls", None),
+    config = values.get("config_file")
+    return AttributeRequest(
+        paths_file=Path(positional[0]),
+        model=values.get("model", "markov"),
+        output_format=values.get("output_format", "table"),
+        columns=PathColumns(
+            values.get("path", DEFAULT_PATH_COLUMN),
+            values.get("conversions", DEFAULT_CONVERSIONS_COLUMN),
+            values.get("value"),
+            values.get("nulls"),
+        ),
+        separator=values.get("separator", DEFAULT_SEPARATOR),
+        config_file=None if config is None else Path(config),
     )
-    config = values.pop("config_file", None)
-    request = AttributeRequest(Path(positional[0]), columns=columns, config_file=None if config is None else Path(config))
-    return replace(request, **values)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -30,6 +30,8 @@ MAX_ORDER = 4
 # Up to this many states a dense solve is faster than building sparse matrices (and spares the
 # scipy import on the command line); both are exact.
 DENSE_STATE_LIMIT = 1500
+# Up to this many possible k-gram keys, states are numbered by counting instead of sorting.
+DENSE_KEY_LIMIT = 1 << 22
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -67,6 +69,11 @@ def state_codes(batch: TouchBatch, order: int) -> tuple[IntArray, IntArray]:
         shifted[back:] = batch.codes[:-back] + 1
         shifted[batch.position < back] = 0
         key = key + shifted * base**back
+    if base**order <= DENSE_KEY_LIMIT:
+        # Same result as np.unique without sorting every touch: a third of a large run's solve.
+        present = np.bincount(key, minlength=base**order) > 0
+        rank = np.cumsum(present) - 1
+        return rank[key].astype(np.int64) + 1, np.flatnonzero(present).astype(np.int64)
     unique_keys, state = np.unique(key, return_inverse=True)
     return state.astype(np.int64) + 1, unique_keys.astype(np.int64)
 

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from itertools import chain, pairwise, repeat
+from itertools import chain, count, pairwise, repeat
 from pathlib import Path
 from typing import NoReturn
 
@@ -266,11 +266,10 @@ def _aggregate_chunk(chunk: bytes, layout: _Layout) -> _Paths | None:
     multiplicity = np.fromiter(counted.values(), dtype=np.float64, count=distinct)
     del counted
     path_field = fields[layout.path_at :: layout.width]
-    paths = list(dict.fromkeys(path_field))
-    ids: IntArray | None = None
-    if len(paths) < distinct:
-        path_id = dict(zip(paths, range(len(paths)), strict=True))
-        ids = np.fromiter(map(path_id.__getitem__, path_field), dtype=np.int64, count=distinct)
+    first_row_of: dict[bytes, int] = {}
+    first_row = np.fromiter(map(first_row_of.setdefault, path_field, count()), dtype=np.int64, count=distinct)
+    paths = list(first_row_of)
+    ids = _dense(first_row, len(paths))
     sums = np.zeros((3, len(paths)))
     for row, column in enumerate(layout.number_at):
         if column is None:
@@ -279,12 +278,20 @@ def _aggregate_chunk(chunk: bytes, layout: _Layout) -> _Paths | None:
         if numbers is None:
             return None
         weighted = numbers * multiplicity
-        sums[row] = weighted if ids is None else np.bincount(ids, weights=weighted, minlength=len(paths))
+        sums[row] = np.bincount(ids, weights=weighted, minlength=len(paths))
     encoded = _encode_paths(paths, layout.split_on)
     if encoded is None:
         return None
     names, codes, lengths = encoded
     return _Paths(paths, names, codes, lengths, sums)
+
+
+def _dense(first_index: IntArray, unique_count: int) -> IntArray:
+    """Ids 0, 1, ... in order of first appearance from each item's first index (one dict pass)."""
+    if unique_count == first_index.shape[0]:
+        return first_index
+    is_first = first_index == np.arange(first_index.shape[0])
+    return (np.cumsum(is_first) - 1)[first_index]
 
 
 def _non_negative_numbers(texts: list[bytes]) -> FloatArray | None:
@@ -331,10 +338,13 @@ def _merge(before: _Paths, after: _Paths) -> _Paths:
     names = tuple(dict.fromkeys((*before.channel_names, *after.channel_names)))
     code_of = {name: code for code, name in enumerate(names)}
     recode = np.array([code_of[name] for name in after.channel_names], dtype=np.int64)
-    paths = list(dict.fromkeys(chain(before.paths, after.paths)))
-    path_id = dict(zip(paths, range(len(paths)), strict=True))
-    ids = np.fromiter(map(path_id.__getitem__, after.paths), dtype=np.int64, count=len(after.paths))
-    is_new = ids >= len(before.paths)
+    known = len(before.paths)
+    path_id = dict(zip(before.paths, range(known), strict=True))
+    # A new path is stored at ``known + its index in after``; renumber those densely.
+    ids = np.fromiter(map(path_id.setdefault, after.paths, count(known)), dtype=np.int64, count=len(after.paths))
+    is_new = ids >= known
+    ids[is_new] = known + np.arange(int(is_new.sum()))
+    paths = list(path_id)
     new_codes = recode[after.codes[np.repeat(is_new, after.lengths)]]
     sums = np.zeros((3, len(paths)))
     sums[:, : len(before.paths)] = before.sums

@@ -158,7 +158,10 @@ def _compute(
 
 
 def _money(value: float | None) -> str:
-    return DASH if value is None else f"{value:,.2f}"
+    """Cents only where they matter (a cost per lead of 12.34), whole units for totals."""
+    if value is None:
+        return DASH
+    return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _count(value: float) -> str:
@@ -166,7 +169,7 @@ def _count(value: float) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return DASH if value is None else f"{value * 100:.1f}%"
+    return DASH if value is None else f"{value * 100:,.0f}%" if abs(value) >= 10 else f"{value * 100:.1f}%"
 
 
 def _times(value: float | None) -> str:
@@ -221,10 +224,11 @@ def roi_table(result: RoiReport, *, title: str, currency: str = "") -> Table:
         ("ROI", "right"),
         ("Lead→opp", "right"),
         ("Opp→won", "right"),
-        ("Median days lead→won", "right"),
+        ("Days lead→won", "right"),
     ]
     for (name, justify), footer in zip(headers, total, strict=True):
-        table.add_column(name, justify=justify, footer=footer)
+        # Numbers never wrap or get cut; headers wrap instead.
+        table.add_column(name, justify=justify, footer=footer, no_wrap=justify == "right" or name == "Channel")
     for row in result.rows:
         table.add_row(*_cells(row, by_campaign=by_campaign))
     return table

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from closedloop.config.attribution import AttributionConfig
 from closedloop.config.base import Strict
 from closedloop.config.mapping import MappingConfig
+from closedloop.config.schedule import ScheduleConfig
 
 HubSpotTier = Literal["free", "starter", "professional", "enterprise", "capacity_pack"]
 
@@ -111,6 +112,7 @@ class Config(Strict):
     mapping: MappingConfig = MappingConfig()
     attribution: AttributionConfig = AttributionConfig()
     writeback: WritebackConfig = WritebackConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @model_validator(mode="after")
     def _crm_is_configured(self) -> Config:

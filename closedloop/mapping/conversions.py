@@ -31,6 +31,8 @@ class DealFacts:
     is_won: bool
     closed_at: datetime | None
     contact_ids: tuple[str, ...]
+    # First entry into a stage the config maps to "opportunity"; None: the deal's creation counts.
+    opportunity_at: datetime | None = None
 
 
 def contact_conversion(contact_id: str, created_at: datetime) -> ConversionRow:

@@ -83,7 +83,7 @@ def write_credits(
                     converted_at=conv.occurred_at,
                     lookback=config.attribution.lookback(conv.kind),
                     lead_at=lead_at(deal),
-                    opportunity_at=deal.created_at,
+                    opportunity_at=deal.opportunity_at or deal.created_at,
                     won_at=conv.occurred_at if conv.kind == "deal_won" else None,
                     conversion_id=conv.id,
                     value=conv.value,

@@ -26,7 +26,7 @@ from closedloop.mapping.conversions import (
     won_date,
 )
 from closedloop.mapping.identity import IdentityGraph, IdentityKey
-from closedloop.mapping.milestones import MilestoneMapper
+from closedloop.mapping.milestones import MilestoneMapper, milestone_dates
 from closedloop.mapping.touchpoints import (
     OfflineSource,
     SessionRow,
@@ -200,7 +200,7 @@ def _load_deals(
         canonical = graph.canonical(contact_id)
         if canonical not in links[deal_id]:
             links[deal_id].append(canonical)
-    won_entries: dict[str, list[datetime]] = defaultdict(list)
+    stage_events: dict[str, list[tuple[str | None, str, datetime]]] = defaultdict(list)
     events = select(
         col(m.DealStageEvent.deal_id),
         col(m.DealStageEvent.pipeline),
@@ -208,15 +208,22 @@ def _load_deals(
         col(m.DealStageEvent.entered_at),
     )
     for deal_id, pipeline, stage, entered_at in _stream(session, events):
-        if milestones.deal_stage(pipeline, stage) == "closed_won":
-            won_entries[deal_id].append(entered_at)
+        stage_events[deal_id].append((pipeline, stage, entered_at))
     deals = []
     deal_rows = select(
         col(m.Deal.id), col(m.Deal.created_at), col(m.Deal.amount), col(m.Deal.is_won), col(m.Deal.closed_at)
     ).order_by(col(m.Deal.id))
     for deal_id, created_at, amount, is_won, closed_at in _stream(session, deal_rows):
+        reached = milestone_dates(stage_events.get(deal_id, []), milestones)
         facts = DealFacts(
-            deal_id, created_at, float(amount or 0.0), bool(is_won), closed_at, tuple(sorted(links.get(deal_id, [])))
+            deal_id,
+            created_at,
+            float(amount or 0.0),
+            bool(is_won),
+            closed_at,
+            tuple(sorted(links.get(deal_id, []))),
+            opportunity_at=reached.get("opportunity"),
         )
-        deals.append((facts, won_date(facts, won_entries.get(deal_id, []))))
+        won_at = won_date(facts, [reached["closed_won"]] if "closed_won" in reached else [])
+        deals.append((facts, won_at))
     return deals

@@ -21,6 +21,7 @@ from closedloop.store.ingest import store_batch
 from closedloop.store.models import SyncRun
 from closedloop.sync.cursors import load_cursor
 from closedloop.sync.derive import RebuildStats, rebuild
+from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.writeback import WritebackStats, run_writeback
 
 Progress = Callable[[str], None]
@@ -63,10 +64,6 @@ def _writeback_dict(stats: WritebackStats | None) -> dict[str, Any] | None:
     }
 
 
-class Interrupted(Exception):
-    """A stop was requested; the batch in flight was stored, nothing after it was started."""
-
-
 def pull_stream(
     engine: Engine,
     source: Source,
@@ -74,7 +71,7 @@ def pull_stream(
     *,
     now: datetime,
     progress: Progress,
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: ShouldStop = never,
 ) -> Counter[str]:
     with Session(engine) as session:
         cursor = load_cursor(session, stream)
@@ -100,7 +97,7 @@ def run_once(
     progress: Progress | None = None,
     job: str = "run",
     clock: Callable[[], float] = time.perf_counter,
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: ShouldStop = never,
     pull: bool = True,
 ) -> RunReport:
     """Pull, rebuild, write back.  ``should_stop`` is checked between batches (SIGTERM handling).
@@ -132,12 +129,14 @@ def run_once(
         report.seconds["pull"], mark = clock() - mark, clock()
         report.rebuild = rebuild(engine, config, progress=say)
         report.seconds["rebuild"], mark = clock() - mark, clock()
+        if should_stop():
+            raise Interrupted("stopped after the rebuild, before the write-back")
         if writer is not None and config.writeback.enabled:
             if report.errors:
                 report.errors.append("write-back skipped: the pull did not complete")
             else:
                 say("writing back to the CRM")
-                report.writeback = run_writeback(engine, config, writer, now=now)
+                report.writeback = run_writeback(engine, config, writer, now=now, should_stop=should_stop)
                 report.seconds["writeback"] = clock() - mark
         report.status = "partial" if report.errors else "ok"
     except Interrupted as exc:

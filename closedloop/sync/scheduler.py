@@ -140,7 +140,10 @@ class Scheduler:
         except Exception as exc:  # a store outage skips this tick; the next one retries
             return self._skip(job, "store_error", f"lease not taken, store unreachable ({type(exc).__name__})")
         if held is None:
-            other = self.leases.holder_of(job, now=self.clock())
+            try:
+                other = self.leases.holder_of(job, now=self.clock())
+            except Exception:  # only for the log line; the decision is already made
+                other = None
             return self._skip(job, "lease_held", f"tick {tick:%H:%M:%S} left to {other or 'another replica'}")
         self.observer.lease_held(job, True)
         started, mark = self.clock(), time.perf_counter()

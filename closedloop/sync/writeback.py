@@ -18,6 +18,7 @@ from sqlmodel import Session, col
 from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate
 from closedloop.store import models as m
+from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
 from closedloop.sync.writeback_state import (
     PropertyChange,
@@ -142,7 +143,9 @@ def plan_changes(engine: Engine, config: Config) -> Iterator[list[PropertyChange
         yield flush()
 
 
-def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: datetime) -> WritebackStats:
+def run_writeback(
+    engine: Engine, config: Config, writer: CRMWriter, *, now: datetime, should_stop: ShouldStop = never
+) -> WritebackStats:
     stats = WritebackStats()
     wb = config.writeback
     specs = property_specs(wb.property_prefix, config.attribution.primary_model)
@@ -158,6 +161,8 @@ def run_writeback(engine: Engine, config: Config, writer: CRMWriter, *, now: dat
         mark_in_flight(engine, sending)
         result = writer.write(updates)
         record_outcome(engine, result, changes_by_object, now=now, stats=stats)
+        if should_stop():
+            raise Interrupted(f"stopped during the write-back after {stats.objects_written:,} objects")
 
     for changes in plan_changes(engine, config):
         grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}

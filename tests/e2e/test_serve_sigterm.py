@@ -23,22 +23,6 @@ from closedloop.store.models import JobLease, SyncRun
 
 pytestmark = pytest.mark.slow
 
-# The real entry point (closedloop.cli:app).  Until the CLI registers `serve` and Config has its
-# `schedule:` section, the two are added here exactly as they will be there; then this is inert.
-LAUNCH = """
-from closedloop.cli import app
-from closedloop.config import loader, models
-from closedloop.config.schedule import ScheduleConfig
-if "schedule" not in models.Config.model_fields:
-    class _ConfigWithSchedule(models.Config):
-        schedule: ScheduleConfig = ScheduleConfig()
-    loader.Config = _ConfigWithSchedule
-if not any((c.name or getattr(c.callback, "__name__", "")) == "serve" for c in app.registered_commands):
-    from closedloop.sync.command import register
-    register(app)
-app(prog_name="closedloop")
-"""
-
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -72,7 +56,7 @@ def test_sigterm_stops_after_the_batch_in_flight(sandbox: RunningSandbox, tmp_pa
     log = tmp_path / "serve.log"
     env = {**os.environ, "CLOSEDLOOP_SANDBOX_TOKEN": SANDBOX_TOKEN, "PYTHONUNBUFFERED": "1"}
     with log.open("w", encoding="utf-8") as stderr:
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--config", str(config)],
+        proc = subprocess.Popen([sys.executable, "-m", "closedloop", "serve", "--config", str(config)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path)
     try:
         port = int(_wait_for_line(log, r"health endpoints on http://127\.0\.0\.1:(\d+)", timeout=20).group(1))

@@ -36,7 +36,7 @@ class HubSpotClient:
             translate_hubspot_error,
             max_retries=max_retries,
             limiter=limiter,
-            refresh_credentials=self._build,
+            refresh_credentials=self._refresh_token,
             sleep=sleep,
         )
         self._build()
@@ -52,6 +52,16 @@ class HubSpotClient:
         self.property_groups = crm.properties.groups_api
         self.pipelines = crm.pipelines.pipelines_api
         self.associations = crm.associations.v4.batch_api
+
+    def _refresh_token(self) -> None:
+        """Put the new token into the API objects already built: a retry after a 401 calls the
+        bound method it was given, so rebuilding the objects would leave it on the old token."""
+        token = self._token_provider()
+        for api in (
+            self.contacts_search, self.contacts_batch, self.deals_search, self.deals_batch,
+            self.properties, self.property_groups, self.pipelines, self.associations,
+        ):
+            api.api_client.configuration.access_token = token
 
     def search_api(self, object_type: str) -> Any:
         return self.contacts_search if object_type == "contacts" else self.deals_search
