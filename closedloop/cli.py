@@ -315,6 +315,35 @@ def runs(
     console.print(table)
 
 
+@app.command()
+def quarantine(
+    config: ConfigOption = DEFAULT_CONFIG,
+    limit: Annotated[int, typer.Option(help="How many records to list.")] = 50,
+) -> None:
+    """List records the APIs sent that could not be used, with the reason, instead of losing them."""
+    from rich.table import Table
+    from sqlmodel import Session, col, func, select
+
+    from closedloop.store.engine import open_store
+    from closedloop.store.models import QuarantinedRow
+
+    cfg = load_or_exit(config)
+    with Session(open_store(cfg.store.url)) as session:
+        total = session.exec(select(func.count()).select_from(QuarantinedRow)).one()
+        newest_first = select(QuarantinedRow).order_by(col(QuarantinedRow.last_seen).desc())
+        rows = session.exec(newest_first.limit(limit)).all()
+    if not total:
+        console.print("No quarantined records: every record pulled so far could be used.")
+        return
+    table = Table(title=f"{total:,} quarantined record(s)", title_justify="left")
+    for header in ("Stream", "Record", "Reason", "Seen", "Last seen (UTC)"):
+        table.add_column(header, justify="right" if header == "Seen" else "left")
+    for r in rows:
+        seen = r.last_seen.strftime("%Y-%m-%d %H:%M")
+        table.add_row(r.stream, r.record_key, escape(r.reason), str(r.times_seen), seen)
+    console.print(table)
+
+
 @config_app.command("validate")
 def config_validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Check the config; every problem is listed with file, line and field."""

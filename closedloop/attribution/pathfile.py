@@ -93,8 +93,9 @@ def read_path_file(
 ) -> TouchBatch:
     """Aggregate a path file by unique path into a batch.
 
-    ``workers`` caps the processes of the fast reader; ``None`` uses the available cores for
-    files of ``PARALLEL_MIN_BYTES`` and more where ``os.fork`` exists, else one.
+    ``workers`` is the number of processes of the fast reader; ``None`` uses the idle cores
+    (cores minus the load average) for files of ``PARALLEL_MIN_BYTES`` and more where
+    ``os.fork`` exists, else one.
     """
     if not separator:
         raise PathFileError("the path separator must not be empty")
@@ -183,7 +184,13 @@ def _worker_count(requested: int | None, size: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_WORKERS))
+    # Halves only pay when both run at once: on a busy machine a starved worker makes the
+    # parent wait longer than reading alone would take, so count the cores that are idle.
+    try:
+        idle = cores - os.getloadavg()[0]
+    except (AttributeError, OSError):
+        idle = cores
+    return max(1, min(cores, MAX_WORKERS, int(idle + 0.5)))
 
 
 def _chunk_bounds(data: bytes, layout: _Layout, count: int) -> list[tuple[int, int]]:
