@@ -168,8 +168,9 @@ def _plain_layout(data: bytes, columns: PathColumns, separator: str) -> _Layout 
 def _aggregate(data: bytes, layout: _Layout, workers: int | None) -> _Paths | None:
     chunks = _chunk_bounds(data, layout, _worker_count(workers, len(data)))
     if len(chunks) == 1:
-        start, end = chunks[0]
-        return _aggregate_chunk(data[start:end], layout)
+        lines = data.split(layout.newline)
+        del lines[0]  # the header; splitting all of ``data`` spares a copy of the body
+        return _aggregate_lines(lines, layout)
     return _aggregate_forked(data, layout, chunks)
 
 
@@ -221,11 +222,14 @@ def _aggregate_forked(data: bytes, layout: _Layout, chunks: list[tuple[int, int]
             os.close(write_end)
             children.append((pid, read_end))
         first, last = chunks[0]
-        parts = [_aggregate_chunk(data[first:last], layout)]
+        parts = [_aggregate_lines(data[first:last].split(layout.newline), layout)]
         for (_, read_end), (start, end) in zip(children, chunks[1:], strict=True):
             with os.fdopen(read_end, "rb", closefd=False) as pipe:
                 answer = pipe.read()
-            parts.append(pickle.loads(answer) if answer else _aggregate_chunk(data[start:end], layout))
+            if answer:
+                parts.append(pickle.loads(answer))
+            else:  # the worker died: do its share here
+                parts.append(_aggregate_lines(data[start:end].split(layout.newline), layout))
     finally:
         # Close every read end before waiting: a child blocked on a full pipe then gets EPIPE.
         for _, read_end in children:
@@ -247,7 +251,7 @@ def _run_worker(chunk: bytes, layout: _Layout, write_end: int, inherited: list[i
     try:
         for descriptor in inherited:
             os.close(descriptor)
-        answer = pickle.dumps(_aggregate_chunk(chunk, layout), pickle.HIGHEST_PROTOCOL)
+        answer = pickle.dumps(_aggregate_lines(chunk.split(layout.newline), layout), pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(answer)
         status = 0
@@ -255,9 +259,10 @@ def _run_worker(chunk: bytes, layout: _Layout, write_end: int, inherited: list[i
         os._exit(status)
 
 
-def _aggregate_chunk(chunk: bytes, layout: _Layout) -> _Paths | None:
-    """Sums per unique path of part of a plain file, or ``None`` to let the careful reader explain."""
-    counted = Counter(chunk.split(layout.newline))
+def _aggregate_lines(lines: list[bytes], layout: _Layout) -> _Paths | None:
+    """Sums per unique path of (and emptying) ``lines``; ``None`` lets the careful reader explain."""
+    counted = Counter(lines)
+    del lines[:]
     counted.pop(b"", None)
     distinct = len(counted)
     if distinct == 0:

@@ -43,6 +43,8 @@ class HubSpotContactProperties(Strict):
     utm_medium: str = "utm_medium"
     utm_campaign: str = "utm_campaign"
     merged_ids: str = "hs_merged_object_ids"
+    # When each lifecycle stage was entered; {stage} is each stage named in mapping.milestones.
+    lifecycle_stage_date: str = "hs_lifecyclestage_{stage}_date"
 
 
 class HubSpotConfig(Strict):

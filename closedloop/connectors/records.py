@@ -30,6 +30,8 @@ class ContactRecord:
     utm: dict[str, str] = field(default_factory=dict)
     # Ids of contacts the CRM merged into this one.
     merged_ids: tuple[str, ...] = ()
+    # When each lifecycle stage was entered (stage id -> UTC time), where the CRM records it.
+    lifecycle_dates: dict[str, datetime] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
 
 

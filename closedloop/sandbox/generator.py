@@ -406,3 +406,23 @@ def _settle_contact(journey: _Journey, rng: random.Random) -> None:
         contact.lifecycle_stage = rng.choices(_LIFECYCLE_ORDER[:4], weights=(15, 50, 25, 10))[0]
     last = max([contact.created_at, contact.updated_at] + [s.started_at for s in journey.sessions])
     contact.updated_at = last
+    _lifecycle_dates(contact, last, rng)
+
+
+def _lifecycle_dates(contact: SyntheticContact, last: datetime, rng: random.Random) -> None:
+    """HubSpot's ``hs_lifecyclestage_<stage>_date``: when each stage up to the current one was entered.
+
+    The lead stage is entered at creation; later stages follow days apart, never after the
+    contact's last change.  Offline contacts start as subscribers or leads just the same.
+    """
+    reached = _LIFECYCLE_ORDER[: _LIFECYCLE_ORDER.index(contact.lifecycle_stage) + 1]
+    at = contact.created_at
+    for stage in reached:
+        if stage not in ("subscriber", "lead"):
+            at = min(last, at + timedelta(hours=rng.uniform(6, 10 * 24)))
+        contact.extra[f"hs_lifecyclestage_{stage}_date"] = _hubspot_instant(at)
+
+
+def _hubspot_instant(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

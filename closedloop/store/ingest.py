@@ -80,7 +80,10 @@ def store_contacts(session: Session, contacts: list[ContactRecord]) -> int:
             "utm_medium": c.utm.get("medium"),
             "utm_campaign": c.utm.get("campaign"),
             "merged_into": None,
-            "properties": c.properties,
+            "properties": {
+                **c.properties,
+                "lifecycle_dates": {stage: at.isoformat() for stage, at in sorted(c.lifecycle_dates.items())},
+            },
         }
         for c in contacts
     ]

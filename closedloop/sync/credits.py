@@ -34,6 +34,7 @@ class ContactView(Protocol):
     """What crediting needs of a contact: when the lead was created and its touches in order."""
 
     created_at: datetime
+    lead_at: datetime
     touches: list[TouchpointRow]
 
 
@@ -59,7 +60,7 @@ def write_credits(
         return sorted(merged.values(), key=lambda t: (t.at, t.touchpoint_id))
 
     def lead_at(deal: DealFacts) -> datetime | None:
-        dates = [contacts[c].created_at for c in deal.contact_ids if c in contacts]
+        dates = [contacts[c].lead_at for c in deal.contact_ids if c in contacts]
         return min(dates) if dates else None
 
     journeys: dict[str, list[Journey]] = defaultdict(list)
@@ -70,7 +71,7 @@ def write_credits(
                     touches[conv.contact_id],
                     converted_at=conv.occurred_at,
                     lookback=config.attribution.lookback(conv.kind),
-                    lead_at=conv.occurred_at,
+                    lead_at=contacts[conv.contact_id].lead_at,
                     conversion_id=conv.id,
                     value=conv.value,
                 )

@@ -26,7 +26,7 @@ from closedloop.mapping.conversions import (
     won_date,
 )
 from closedloop.mapping.identity import IdentityGraph, IdentityKey
-from closedloop.mapping.milestones import MilestoneMapper, milestone_dates
+from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, milestone_dates
 from closedloop.mapping.touchpoints import (
     OfflineSource,
     SessionRow,
@@ -66,6 +66,7 @@ class RebuildStats:
 class _ContactInfo:
     created_at: datetime
     offline: OfflineSource
+    lead_at: datetime  # the lead milestone: from lifecycle history where mapped, else creation
     sessions: list[SessionRow] = field(default_factory=list)
     touches: list[TouchpointRow] = field(default_factory=list)
 
@@ -80,7 +81,7 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
     milestones = MilestoneMapper.from_config(config.mapping)
     stats = RebuildStats()
     with Session(engine) as session:
-        graph, contacts, all_contact_ids = _load_contacts(session)
+        graph, contacts, all_contact_ids = _load_contacts(session, milestones)
         stats.contacts = len(contacts)
         stats.ambiguous_identities = len(graph.ambiguities)
         say(f"mapping sessions of {len(contacts):,} contacts")
@@ -123,7 +124,9 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
     return stats
 
 
-def _load_contacts(session: Session) -> tuple[IdentityGraph, dict[str, _ContactInfo], list[str]]:
+def _load_contacts(
+    session: Session, milestones: MilestoneMapper
+) -> tuple[IdentityGraph, dict[str, _ContactInfo], list[str]]:
     keys = [
         (cid, IdentityKey(kind, value))
         for kind, value, cid in _stream(
@@ -141,13 +144,16 @@ def _load_contacts(session: Session) -> tuple[IdentityGraph, dict[str, _ContactI
         col(m.Contact.original_source),
         col(m.Contact.original_source_detail_1),
         col(m.Contact.original_source_detail_2),
+        col(m.Contact.properties),
     ).order_by(col(m.Contact.id))
-    for cid, created_at, merged_into, source, d1, d2 in _stream(session, stmt):
+    for cid, created_at, merged_into, source, d1, d2, properties in _stream(session, stmt):
         all_ids.append(cid)
         if merged_into:
             merges.append((cid, merged_into))
             continue
-        contacts[cid] = _ContactInfo(created_at, OfflineSource(source, d1, d2))
+        stages = (properties or {}).get("lifecycle_dates") or {}
+        reached = lifecycle_dates([(s, datetime.fromisoformat(at)) for s, at in stages.items()], milestones)
+        contacts[cid] = _ContactInfo(created_at, OfflineSource(source, d1, d2), reached.get("lead", created_at))
     return IdentityGraph.build(keys, merges), contacts, all_ids
 
 

@@ -46,7 +46,8 @@ def build_connectors(
             limiter=limiters.get("hubspot"),
             sleep=sleep,
         )
-        out.sources.append(HubSpotSource(client, hs))
+        stages = list(config.mapping.milestones.lifecycle_stages)
+        out.sources.append(HubSpotSource(client, hs, lifecycle_stages=stages))
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,12 +51,18 @@ def _required_time(props: dict[str, Any], name: str, *, key: str) -> datetime:
     return value
 
 
-def contact_properties_to_fetch(names: HubSpotContactProperties) -> list[str]:
-    fields = [v for v in names.model_dump().values() if v]
-    return sorted({*fields, "createdate", "lastmodifieddate", "hs_object_id"})
+def lifecycle_date_properties(names: HubSpotContactProperties, stages: Sequence[str]) -> dict[str, str]:
+    """Stage id -> the property holding when the contact entered it."""
+    return {stage: names.lifecycle_stage_date.format(stage=stage) for stage in stages}
 
 
-def parse_contact(obj: Any, names: HubSpotContactProperties) -> ContactRecord:
+def contact_properties_to_fetch(names: HubSpotContactProperties, stages: Sequence[str] = ()) -> list[str]:
+    fields = [v for k, v in names.model_dump().items() if v and k != "lifecycle_stage_date"]
+    dates = lifecycle_date_properties(names, stages).values()
+    return sorted({*fields, *dates, "createdate", "lastmodifieddate", "hs_object_id"})
+
+
+def parse_contact(obj: Any, names: HubSpotContactProperties, stages: Sequence[str] = ()) -> ContactRecord:
     props: dict[str, Any] = dict(obj.properties or {})
     key = str(obj.id)
     created = _required_time(props, "createdate", key=key)
@@ -84,6 +91,11 @@ def parse_contact(obj: Any, names: HubSpotContactProperties) -> ContactRecord:
         original_source_detail_2=props.get(names.original_source_detail_2) or None,
         utm=utm,
         merged_ids=tuple(i for i in split_values(props.get(names.merged_ids)) if i != key),
+        lifecycle_dates={
+            stage: _required_time(props, prop, key=key)
+            for stage, prop in lifecycle_date_properties(names, stages).items()
+            if props.get(prop)
+        },
         properties={},
     )
 

@@ -30,9 +30,10 @@ ASSOCIATION_BATCH = 1000
 class HubSpotSource:
     name = "hubspot"
 
-    def __init__(self, client: HubSpotClient, config: HubSpotConfig) -> None:
+    def __init__(self, client: HubSpotClient, config: HubSpotConfig, *, lifecycle_stages: Sequence[str] = ()) -> None:
         self.client = client
         self.config = config
+        self.lifecycle_stages = tuple(lifecycle_stages)
 
     def streams(self) -> Sequence[str]:
         return ("hubspot.pipelines", "hubspot.contacts", "hubspot.deals")
@@ -59,7 +60,7 @@ class HubSpotSource:
             self.client,
             "contacts",
             modified_property="lastmodifieddate",
-            properties=contact_properties_to_fetch(names),
+            properties=contact_properties_to_fetch(names, self.lifecycle_stages),
             cursor=cursor,
             page_size=self.config.search_page_size,
         ):
@@ -67,7 +68,7 @@ class HubSpotSource:
             quarantined: list[QuarantinedRecord] = []
             for obj in objects:
                 try:
-                    records.append(parse_contact(obj, names))
+                    records.append(parse_contact(obj, names, self.lifecycle_stages))
                 except SkippableRecordError as exc:
                     quarantined.append(_quarantine("hubspot.contacts", exc, obj))
             yield Batch("hubspot.contacts", records, next_cursor, quarantined)
