@@ -23,6 +23,7 @@ import multiprocessing as mp
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -119,7 +120,42 @@ def _config(info: dict[str, Any], store_url: str) -> Any:
     )
 
 
-def _run(config: Any, now: datetime) -> tuple[Any, Any, float]:
+class PhaseMemory:
+    """Peak resident memory per phase of a run, sampled from /proc while it runs."""
+
+    def __init__(self) -> None:
+        self.phase = "setup"
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def progress(self, message: str) -> None:
+        if message.startswith(("pulling ", "rebuilding", "writing back")):
+            self.phase = message.split(" ")[0] + (" " + message.split(" ")[1] if message.startswith("pulling") else "")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            rss = _current_rss_mb()
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+
+    def __enter__(self) -> PhaseMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _run(config: Any, now: datetime, memory: PhaseMemory | None = None) -> tuple[Any, Any, float]:
     from closedloop.store.engine import open_store
     from closedloop.sync.factory import build_connectors, default_limiters
     from closedloop.sync.pipeline import run_once
@@ -131,7 +167,7 @@ def _run(config: Any, now: datetime) -> tuple[Any, Any, float]:
     try:
         report = run_once(
             engine=engine, config=config, sources=connectors.sources, writer=connectors.writer,
-            log=connectors.log, now=now,
+            log=connectors.log, now=now, progress=memory.progress if memory else None,
         )
     finally:
         engine.dispose()
@@ -217,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         config.hubspot.burst_limit = args.burst
     rss_before = _peak_rss_mb()
 
-    report1, limiter1, started1 = _run(config, NOW)
+    with PhaseMemory() as memory:
+        report1, limiter1, started1 = _run(config, NOW, memory)
     parent.send("stats")
     stats1 = parent.recv()
     report2, _limiter2, _ = _run(config, NOW + timedelta(seconds=report1.duration_s))
@@ -248,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\npeak RSS of the pipeline process: {_peak_rss_mb():,.0f} MB (before the runs: {rss_before:,.0f} MB; "
         f"target < 400 MB)"
     )
+    print("  peak RSS by phase of the first run: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in memory.peaks.items()))
     _print_run("second run", report2)
     writes = {k: v for k, v in _calls(report2, "hubspot").items() if not k.startswith("GET") and "search" not in k
               and "batch/read" not in k}

@@ -205,6 +205,9 @@ def run(
 def report(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report with charts here.")
+    ] = None,
 ) -> None:
     """Show the channel table and revenue chart from what is in the store now."""
     from closedloop.report.summary import channel_summary
@@ -213,6 +216,11 @@ def report(
 
     cfg = load_or_exit(config)
     summary = channel_summary(open_store(cfg.store.url), cfg)
+    if html is not None:
+        from closedloop.report.html import render_report
+
+        html.write_text(render_report(summary, generated_at=_now()), encoding="utf-8")
+        err.print(f"Wrote {html}")
     if as_json:
         sys.stdout.write(json.dumps(summary.as_dict(), indent=2) + "\n")
     else:
