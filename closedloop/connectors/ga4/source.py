@@ -100,24 +100,61 @@ class GA4Source:
         return min(start, today), today
 
     def pull_sessions(self, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
-        start, end = self._date_range(cursor, now)
-        dims = [
+        dims = (
             self.config.client_id_dimension,
             "dateHourMinute",
             "sessionSource",
             "sessionMedium",
             "sessionCampaignName",
             "landingPage",
-        ]
-        offset, limit = 0, self.config.page_size
+        )
+        yield from self._pull_report(
+            STREAM,
+            cursor,
+            now=now,
+            dimensions=dims,
+            metrics=METRICS,
+            order_by=dims[:2],
+            parse=lambda response, zone: _parse_rows(response.rows, zone),
+        )
+
+    def pull_ad_costs(self, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
+        """Daily cost per source/medium/campaign; cursor and lookback exactly as for sessions.
+
+        GA4 leaves out rows whose cost is zero, so a day with no paid traffic yields nothing.
+        """
+        yield from self._pull_report(
+            AD_COST_STREAM,
+            cursor,
+            now=now,
+            dimensions=AD_COST_DIMENSIONS,
+            metrics=(AD_COST_METRIC,),
+            order_by=AD_COST_DIMENSIONS,
+            parse=lambda response, _zone: _parse_ad_cost_rows(response.rows, response.metadata.currency_code or ""),
+        )
+
+    def _pull_report(
+        self,
+        stream: str,
+        cursor: dict[str, Any] | None,
+        *,
+        now: datetime,
+        dimensions: Sequence[str],
+        metrics: Sequence[str],
+        order_by: Sequence[str],
+        parse: Callable[[Any, ZoneInfo], tuple[list[Any], list[QuarantinedRecord]]],
+    ) -> Iterator[Batch]:
+        """Page one report with limit/offset until rowCount; only the last page moves the cursor."""
+        start, end = self._date_range(cursor, now)
+        offset = 0
         while True:
             request = RunReportRequest(
                 property=f"properties/{self.config.property_id}",
-                dimensions=[Dimension(name=d) for d in dims],
-                metrics=[Metric(name=m) for m in METRICS],
+                dimensions=[Dimension(name=d) for d in dimensions],
+                metrics=[Metric(name=m) for m in metrics],
                 date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
-                order_bys=[OrderBy(dimension=OrderBy.DimensionOrderBy(dimension_name=d)) for d in dims[:2]],
-                limit=limit,
+                order_bys=[OrderBy(dimension=OrderBy.DimensionOrderBy(dimension_name=d)) for d in order_by],
+                limit=self.config.page_size,
                 offset=offset,
                 return_property_quota=True,
             )
@@ -132,7 +169,7 @@ class GA4Source:
             if response.property_quota:
                 self.last_quota = type(response.property_quota).to_dict(response.property_quota)
                 getattr(self.caller.limiter, "observe_quota", lambda _quota: None)(self.last_quota)
-            records, quarantined = _parse_rows(response.rows, ZoneInfo(zone_name))
+            records, quarantined = parse(response, ZoneInfo(zone_name))
             offset += len(response.rows)
             done = not response.rows or offset >= response.row_count
             if done:
@@ -141,56 +178,12 @@ class GA4Source:
                 next_cursor = {"complete_through": min(end, today).isoformat(), "time_zone": zone_name}
             else:
                 next_cursor = dict(cursor or {})
-            yield Batch(STREAM, records, next_cursor, quarantined)
-            if done:
-                return
-
-    def pull_ad_costs(self, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
-        """Daily cost per source/medium/campaign; cursor and lookback exactly as for sessions.
-
-        GA4 leaves out rows whose cost is zero, so a day with no paid traffic yields nothing.
-        """
-        start, end = self._date_range(cursor, now)
-        offset, limit = 0, self.config.page_size
-        while True:
-            request = RunReportRequest(
-                property=f"properties/{self.config.property_id}",
-                dimensions=[Dimension(name=d) for d in AD_COST_DIMENSIONS],
-                metrics=[Metric(name=AD_COST_METRIC)],
-                date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
-                order_bys=[
-                    OrderBy(dimension=OrderBy.DimensionOrderBy(dimension_name=d)) for d in AD_COST_DIMENSIONS
-                ],
-                limit=limit,
-                offset=offset,
-                return_property_quota=True,
-            )
-            response = self.caller.call(
-                f"POST /v1beta/properties/{self.config.property_id}:runReport",
-                self.client.run_report,
-                request=request,
-                retry=None,
-                timeout=self.config.timeout_s,
-            )
-            zone_name = response.metadata.time_zone or "UTC"
-            if response.property_quota:
-                self.last_quota = type(response.property_quota).to_dict(response.property_quota)
-            records, quarantined = _parse_ad_cost_rows(response.rows, response.metadata.currency_code or "")
-            offset += len(response.rows)
-            done = not response.rows or offset >= response.row_count
-            if done:
-                today = now.astimezone(ZoneInfo(zone_name)).date()
-                next_cursor = {"complete_through": min(end, today).isoformat(), "time_zone": zone_name}
-            else:
-                next_cursor = dict(cursor or {})
-            yield Batch(AD_COST_STREAM, records, next_cursor, quarantined)
+            yield Batch(stream, records, next_cursor, quarantined)
             if done:
                 return
 
 
-def _parse_ad_cost_rows(
-    rows: Any, currency: str
-) -> tuple[list[AdCostRecord], list[QuarantinedRecord]]:
+def _parse_ad_cost_rows(rows: Any, currency: str) -> tuple[list[AdCostRecord], list[QuarantinedRecord]]:
     records: list[AdCostRecord] = []
     quarantined: list[QuarantinedRecord] = []
     for row in rows:
