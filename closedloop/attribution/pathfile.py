@@ -194,11 +194,11 @@ def _worker_count(requested: int | None, size: int) -> int:
     return max(1, min(cores, MAX_WORKERS, int(idle + 0.5)))
 
 
-def _chunk_bounds(data: bytes, layout: _Layout, count: int) -> list[tuple[int, int]]:
+def _chunk_bounds(data: bytes, layout: _Layout, parts: int) -> list[tuple[int, int]]:
     """About equal byte ranges of the body, each ending just after a line ending."""
     bounds = [layout.body_start]
-    step = max(1, (len(data) - layout.body_start) // count)
-    for index in range(1, count):
+    step = max(1, (len(data) - layout.body_start) // parts)
+    for index in range(1, parts):
         cut = data.find(layout.newline, max(bounds[-1], layout.body_start + index * step))
         if cut < 0:
             break

@@ -4,7 +4,8 @@ A ``FaultPlan`` is one ``SandboxServer.fault_hooks`` entry holding ordered ``Rul
 matches requests by a glob over ``"METHOD /template"`` or ``"METHOD /concrete/path"`` (so
 ``"POST /crm/v3/objects/contacts/search"`` and ``"POST */batch/update"`` both work), lets the
 first ``skip`` matches through, then acts on the next ``times`` (``None``: for ever), optionally
-only inside a time window.  The counting happens under one lock, so concurrent clients see a
+only inside a time window.  Rules are tried in order and the first that fires answers; a rule
+after it does not count that request.  The counting happens under one lock, so concurrent clients see a
 storm of exactly ``times`` faults; the action itself (a sleep, say) runs outside the lock.
 
 Actions answer the way each service really fails: HubSpot's JSON error bodies and rate-limit
@@ -101,9 +102,12 @@ class FaultPlan:
     record: tuple[str, ...] = ()
     clock: Callable[[], float] = time.monotonic
     exchanges: list[Exchange] = field(default_factory=list)
-    _server: SandboxServer | None = None
+    _servers: list[SandboxServer] = field(default_factory=list)
     _started: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
 
     def add(self, *rules: Rule) -> FaultPlan:
         with self._lock:
@@ -111,9 +115,13 @@ class FaultPlan:
         return self
 
     def install(self, server: SandboxServer) -> FaultPlan:
-        """Become the server's first fault hook; time windows count from now."""
-        self._server = server
-        self._started = self.clock()
+        """Become the server's first fault hook.  One plan may serve several emulators (their
+        routes do not overlap), so one set of counters sees a whole run; time windows count
+        from the first install."""
+        with self._lock:
+            if not self._servers:
+                self._started = self.clock()
+            self._servers.append(server)
         server.fault_hooks.insert(0, self)
         return self
 
@@ -144,13 +152,14 @@ class FaultPlan:
         return response
 
     def _forward(self, request: Request) -> Response:
-        if self._server is None:
+        if not self._servers:
             raise RuntimeError("install the plan on a server before it forwards requests")
-        routed = self._server.router.route(request.method, request.path)
-        if routed is None:
-            return Response(404, {"status": "error", "message": f"No route for {request.method} {request.path}",
-                                  "category": "OBJECT_NOT_FOUND"})
-        return routed[1](request, routed[2])
+        for server in self._servers:
+            routed = server.router.route(request.method, request.path)
+            if routed is not None:
+                return routed[1](request, routed[2])
+        return Response(404, {"status": "error", "message": f"No route for {request.method} {request.path}",
+                              "category": "OBJECT_NOT_FOUND"})
 
     def _keep(self, request: Request, response: Response) -> None:
         body = response.body
@@ -257,7 +266,7 @@ class TokenRevocation:
     the first request is refused, which is where a test rotates the token file the client reads.
     """
 
-    def __init__(self, new_token: str | None, accepted_token: str, on_revoke: Callable[[], None] | None) -> None:
+    def __init__(self, new_token: str | None, accepted_token: str, on_revoke: Callable[[], object] | None) -> None:
         self.new_token = new_token
         self.accepted_token = accepted_token
         self.on_revoke = on_revoke
@@ -286,7 +295,7 @@ def revoke_token_after(
     *,
     new_token: str | None = None,
     accepted_token: str = "sandbox-token",
-    on_revoke: Callable[[], None] | None = None,
+    on_revoke: Callable[[], object] | None = None,
     endpoint: str = "*",
 ) -> Rule:
     """401 from the ``k+1``-th request on; without ``new_token`` the revocation never heals."""

@@ -37,7 +37,7 @@ STAGES = [
 ]
 
 
-def company(n: int = 30, *, same_instant: bool = False) -> Company:
+def company(n: int = 30, *, same_instant: bool = False, deals: int = 10) -> Company:
     contacts = [
         SyntheticContact(
             id=str(100 + i),
@@ -54,7 +54,7 @@ def company(n: int = 30, *, same_instant: bool = False) -> Company:
     pipeline = SyntheticPipeline(
         "default", "Sales", [SyntheticStage(sid, sid, k, p, closed) for k, (sid, p, closed) in enumerate(STAGES)]
     )
-    deals = [
+    synthetic_deals = [
         SyntheticDeal(
             id=str(9000 + i),
             name=f"Deal {i}",
@@ -69,9 +69,9 @@ def company(n: int = 30, *, same_instant: bool = False) -> Company:
             contact_ids=[str(100 + i), str(101 + i)],
             closed_at=T0 + timedelta(days=20, hours=i),
         )
-        for i in range(0, min(n - 1, 10))
+        for i in range(0, min(n - 1, deals))
     ]
-    return Company(contacts=contacts, deals=deals, pipelines=[pipeline])
+    return Company(contacts=contacts, deals=synthetic_deals, pipelines=[pipeline])
 
 
 @pytest.fixture
@@ -245,3 +245,15 @@ def test_burst_429s_are_retried_until_the_window_allows(sandbox: HubSpotSandbox)
     assert len(contacts) == 30
     statuses = log.by_endpoint()["hubspot POST /crm/v3/objects/contacts/search"]
     assert statuses["200"] == 6 and statuses.get("429", 0) >= 1 and len(slept) == statuses["429"]
+
+
+def test_deal_pages_are_gathered_so_association_reads_are_full() -> None:
+    state = HubSpotState()
+    state.load_company(company(460, deals=450))
+    with HubSpotSandbox(state, access_token=TOKEN, burst_limit=10_000, search_per_second=1000) as sb:
+        source, _, log = connect(sb, page=200)
+        records, _ = pull_all(source, "hubspot.deals")
+    assert len([r for r in records if isinstance(r, DealRecord)]) == 450
+    assert log.total(endpoint_contains="deals/search") == 3
+    assert log.total(endpoint_contains="deals/batch/read") == 9  # 50 per call with history
+    assert log.total(endpoint_contains="associations") == 1  # 450 ids in one read of up to 1,000

@@ -169,8 +169,7 @@ def run_with_faults(
 ) -> Outcome:
     sleeps = SleepLog()
     with start_fault_sandbox(company) as sandbox:
-        plan = FaultPlan(list(rules), record=record).install(sandbox.hubspot.server)
-        sandbox.ga4.server.fault_hooks.insert(0, plan)  # one plan sees both services
+        plan = FaultPlan(list(rules), record=record).install(sandbox.hubspot.server).install(sandbox.ga4.server)
         url = f"sqlite:///{tmp_path / 'store.db'}"
         config = small_pages(sandbox.config(store_url=url))
         if configure is not None:
@@ -464,7 +463,9 @@ def pending_rows(engine: Engine) -> list[dict[str, Any]]:
 # ---- the plan itself ---------------------------------------------------------------------------
 
 
-def _request(endpoint: str = "POST /crm/v3/objects/{objectType}/search", path: str = "/crm/v3/objects/contacts/search") -> Request:
+def _request(
+    endpoint: str = "POST /crm/v3/objects/{objectType}/search", path: str = "/crm/v3/objects/contacts/search"
+) -> Request:
     return Request(method=endpoint.split()[0], path=path, query={}, headers={}, body=b"", endpoint=endpoint)
 
 
@@ -477,7 +478,8 @@ def test_a_rule_faults_exactly_the_requests_after_skip_up_to_times(skip: int, ti
     assert faulted == list(range(skip, min(requests, skip + times)))
     assert all(a.status == 429 for a in answers if a is not None)
     # other endpoints are never counted nor faulted
-    assert plan(_request("POST /crm/v3/objects/{objectType}/batch/update", "/crm/v3/objects/deals/batch/update")) is None
+    other = _request("POST /crm/v3/objects/{objectType}/batch/update", "/crm/v3/objects/deals/batch/update")
+    assert plan(other) is None
 
 
 def test_concurrent_requests_see_a_storm_of_exactly_n() -> None:
@@ -503,8 +505,7 @@ def test_concurrent_requests_see_a_storm_of_exactly_n() -> None:
 def test_a_time_window_faults_only_inside_it() -> None:
     ticks = iter([0.0, 0.5, 1.5, 2.5, 3.5])
     plan = FaultPlan(clock=lambda: next(ticks))
-    plan.add(Rule(lambda r, f: Response(503), during=(1.0, 3.0), times=None))
-    plan._started = plan.clock()
+    plan.add(Rule(lambda r, f: Response(503), during=(1.0, 3.0), times=None))  # the plan started at 0.0
     answers = [plan(_request()) for _ in range(4)]
     assert [a is not None for a in answers] == [False, True, True, False]
 

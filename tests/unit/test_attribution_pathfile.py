@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from closedloop.attribution import markov
+from closedloop.attribution import markov, pathfile
 from closedloop.attribution.batch import TouchBatch
 from closedloop.attribution.command import main, parse_plain_command_line, register
 from closedloop.attribution.markov import markov_attribution
@@ -79,12 +79,27 @@ def assert_same_sums(left: TouchBatch, right: TouchBatch) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=rows_strategy, workers=st.integers(1, 4), separators=st.lists(st.sampled_from(SEPARATORS), min_size=1))
-def test_fast_forked_and_careful_readers_agree(tmp_path: Path, rows: list[Row], workers: int,
-                                               separators: list[str]) -> None:  # fmt: skip
+@given(
+    rows=rows_strategy,
+    workers=st.integers(1, 4),
+    separators=st.lists(st.sampled_from(SEPARATORS), min_size=1),
+    block_bytes=st.sampled_from([1, 5, 64, 1 << 20]),
+    crlf=st.booleans(),
+)
+def test_fast_forked_and_careful_readers_agree(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[Row],
+    workers: int,
+    separators: list[str],
+    block_bytes: int,
+    crlf: bool,
+) -> None:
+    monkeypatch.setattr(pathfile, "_BLOCK_BYTES", block_bytes)
     # Repeated rows are what the fast reader counts before parsing.
     rows = rows + rows[::2]
-    plain = write(tmp_path, csv_text(rows, separators=separators), "plain.csv")
+    text = csv_text(rows, separators=separators)
+    plain = write(tmp_path, text.replace("\n", "\r\n") if crlf else text, "plain.csv")
     quoted = write(tmp_path, csv_text(rows, separators=separators, quoted=True), "quoted.csv")
     careful = read_path_file(quoted)
     assert_same_batch(read_path_file(plain, workers=workers), careful)

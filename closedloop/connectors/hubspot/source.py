@@ -74,6 +74,14 @@ class HubSpotSource:
             yield Batch("hubspot.contacts", records, next_cursor, quarantined)
 
     def pull_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
+        """Deals with their stage history and contacts, one batch per ~1,000 deals.
+
+        Search pages hold 200 deals but an association read takes 1,000, so pages are gathered
+        until an association call is full: five times fewer calls, and a crash replays at most
+        those five pages.
+        """
+        gathered: list[Any] = []
+        unsent_cursor: dict[str, Any] | None = None
         for objects, next_cursor in search_modified(
             self.client,
             "deals",
@@ -82,21 +90,30 @@ class HubSpotSource:
             cursor=cursor,
             page_size=self.config.search_page_size,
         ):
-            records: list[Any] = []
-            quarantined: list[QuarantinedRecord] = []
-            pipelines: dict[str, str | None] = {}
-            for obj in objects:
-                try:
-                    deal = parse_deal(obj)
-                except SkippableRecordError as exc:
-                    quarantined.append(_quarantine("hubspot.deals", exc, obj))
-                    continue
-                records.append(deal)
-                pipelines[deal.crm_id] = deal.pipeline
-            ids = list(pipelines)
-            records.extend(self.pull_deal_stage_history(ids, pipelines))
-            records.extend(self.pull_deal_contact_links(ids))
-            yield Batch("hubspot.deals", records, next_cursor, quarantined)
+            gathered.extend(objects)
+            unsent_cursor = next_cursor
+            if len(gathered) + self.config.search_page_size > ASSOCIATION_BATCH:
+                yield self._deal_batch(gathered, next_cursor)
+                gathered, unsent_cursor = [], None
+        if unsent_cursor is not None:
+            yield self._deal_batch(gathered, unsent_cursor)
+
+    def _deal_batch(self, objects: list[Any], cursor: dict[str, Any]) -> Batch:
+        records: list[Any] = []
+        quarantined: list[QuarantinedRecord] = []
+        pipelines: dict[str, str | None] = {}
+        for obj in objects:
+            try:
+                deal = parse_deal(obj)
+            except SkippableRecordError as exc:
+                quarantined.append(_quarantine("hubspot.deals", exc, obj))
+                continue
+            records.append(deal)
+            pipelines[deal.crm_id] = deal.pipeline
+        ids = list(pipelines)
+        records.extend(self.pull_deal_stage_history(ids, pipelines))
+        records.extend(self.pull_deal_contact_links(ids))
+        return Batch("hubspot.deals", records, cursor, quarantined)
 
     def pull_deal_stage_history(self, deal_ids: list[str], pipelines: dict[str, str | None]) -> list[Any]:
         events: list[Any] = []
