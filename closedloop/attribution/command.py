@@ -14,7 +14,13 @@ built in ``_typer_command``, where ``typer`` is a local name.
 import csv
 import io
 import json
+import os
 import sys
+
+if __name__ == "__main__":
+    # Before numpy loads: the Markov solves are tiny, and starting OpenBLAS's thread pool takes
+    # longer than any of them (and forking a worker is safer without those threads).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

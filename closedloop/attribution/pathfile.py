@@ -23,6 +23,7 @@ import csv
 import math
 import os
 import pickle
+import threading
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -179,8 +180,8 @@ def _worker_count(requested: int | None, size: int) -> int:
         return 1
     if requested is not None:
         return max(1, requested)
-    if size < PARALLEL_MIN_BYTES:
-        return 1
+    if size < PARALLEL_MIN_BYTES or threading.active_count() > 1:
+        return 1  # forking a process with other Python threads risks locks they hold
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -210,35 +211,44 @@ def _chunk_bounds(data: bytes, layout: _Layout, parts: int) -> list[tuple[int, i
 def _aggregate_forked(data: bytes, layout: _Layout, chunks: list[tuple[int, int]]) -> _Paths | None:
     """The parent takes the first chunk and one forked child each other; merged in file order.
 
-    A child that dies without answering costs only time: the parent aggregates its chunk itself.
+    A child that cannot be forked or dies without answering costs only time: the parent
+    aggregates its chunk itself.
     """
-    children: list[tuple[int, int]] = []  # pid, read end of its pipe
+    children: list[tuple[int, int] | None] = []  # pid and read end of its pipe
     try:
-        for start, end in chunks[1:]:
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                _run_worker(data, (start, end), layout, write_end, [read_end, *(fd for _, fd in children)])
-            os.close(write_end)
-            children.append((pid, read_end))
+        for chunk in chunks[1:]:
+            children.append(_fork_worker(data, chunk, layout, [child[1] for child in children if child]))
         first, last = chunks[0]
         parts = [_aggregate_range(data, first, last, layout)]
-        for (_, read_end), (start, end) in zip(children, chunks[1:], strict=True):
-            with os.fdopen(read_end, "rb", closefd=False) as pipe:
-                answer = pipe.read()
-            if answer:
-                parts.append(pickle.loads(answer))
-            else:  # the worker died: do its share here
-                parts.append(_aggregate_range(data, start, end, layout))
+        for child, (start, end) in zip(children, chunks[1:], strict=True):
+            answer = b""
+            if child is not None:
+                with os.fdopen(child[1], "rb", closefd=False) as pipe:
+                    answer = pipe.read()
+            parts.append(pickle.loads(answer) if answer else _aggregate_range(data, start, end, layout))
     finally:
         # Close every read end before waiting: a child blocked on a full pipe then gets EPIPE.
-        for _, read_end in children:
-            os.close(read_end)
-        for pid, _ in children:
-            os.waitpid(pid, 0)
+        for child in filter(None, children):
+            os.close(child[1])
+        for child in filter(None, children):
+            os.waitpid(child[0], 0)
     if any(part is None for part in parts):
         return None
     return reduce(_merge, (part for part in parts if part is not None))
+
+
+def _fork_worker(data: bytes, chunk: tuple[int, int], layout: _Layout, inherited: list[int]) -> tuple[int, int] | None:
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:
+        _run_worker(data, chunk, layout, write_end, [read_end, *inherited])
+    os.close(write_end)
+    return pid, read_end
 
 
 def _run_worker(

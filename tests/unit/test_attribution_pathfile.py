@@ -78,7 +78,7 @@ def assert_same_sums(left: TouchBatch, right: TouchBatch) -> None:
         np.testing.assert_allclose(sums, right_sums[path], rtol=1e-12, atol=1e-9)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=rows_strategy,
     workers=st.integers(1, 4),
@@ -106,7 +106,7 @@ def test_fast_forked_and_careful_readers_agree(
     assert_same_batch(read_path_file(plain, workers=1), careful)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=rows_strategy)
 def test_aggregated_and_one_row_per_journey_files_give_identical_credits(tmp_path: Path, rows: list[Row]) -> None:
     journeys: list[Row] = []
@@ -159,6 +159,23 @@ def test_a_worker_that_dies_is_replaced_by_the_parent(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(pickle, "dumps", broken_dumps)  # only children pickle
     assert_same_batch(read_path_file(file, workers=3), expected)
+
+
+def test_without_fork_the_parent_reads_every_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows: list[Row] = [([CHANNELS[i % 5], CHANNELS[i % 2]], i % 3, float(i), 1) for i in range(100)]
+    file = write(tmp_path, csv_text(rows))
+    expected = read_path_file(file, workers=1)
+
+    def no_fork() -> int:
+        raise OSError("fork refused")
+
+    monkeypatch.setattr(pathfile.os, "fork", no_fork)
+    assert_same_batch(read_path_file(file, workers=2), expected)
+
+
+def test_small_files_are_read_in_one_process() -> None:
+    assert pathfile._worker_count(None, pathfile.PARALLEL_MIN_BYTES - 1) == 1
+    assert pathfile._worker_count(3, 10) == 3
 
 
 def many_rows(bad_line: int, bad_row: str, total: int = 3000) -> str:
