@@ -326,9 +326,7 @@ def test_a_token_rotated_mid_run_is_refreshed_once_and_the_run_completes(
     "after",
     [
         3,  # mid pull
-        pytest.param(26, marks=pytest.mark.xfail(strict=True, reason=(
-            "bug: HubSpotWriter._write_batch turns a 401 (AuthError is a FatalAPIError) into per-record "
-            "failures, so the run ends 'ok' and every record of the run is charged an attempt"))),
+        26,  # mid write-back: the run fails, no record is charged an attempt
     ],
 )
 def test_a_401_that_persists_fails_the_run_cleanly_and_the_next_run_recovers(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import google.auth.exceptions
 import requests
 from google.api_core import exceptions as gexc
 
@@ -15,6 +16,9 @@ from closedloop.connectors.errors import (
 
 
 def translate_ga4_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError | None:
+    if isinstance(exc, google.auth.exceptions.GoogleAuthError):
+        # Credentials that cannot be refreshed (revoked key, anonymous after a 401).
+        return AuthError(f"GA4 {endpoint}: credentials refused ({type(exc).__name__})", status=401, endpoint=endpoint)
     if isinstance(exc, gexc.GoogleAPICallError):
         status = exc.code if isinstance(exc.code, int) else None
         message = f"GA4 {endpoint} answered {status or ''} {type(exc).__name__}: {str(exc.message)[:300]}"

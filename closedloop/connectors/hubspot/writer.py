@@ -14,7 +14,7 @@ from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput, BatchRe
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from closedloop.connectors.base import ObjectType, PropertySpec, PropertyUpdate, RecordFailure, WriteResult
-from closedloop.connectors.errors import FatalAPIError
+from closedloop.connectors.errors import AuthError, FatalAPIError
 from closedloop.connectors.hubspot.client import HubSpotClient
 
 BATCH_LIMIT = 100
@@ -100,6 +100,8 @@ class HubSpotWriter:
                 self.client.batch_api(object_type).update_with_http_info,
                 body,
             )
+        except AuthError:
+            raise  # the whole run lacks credentials: not a fault of these records
         except FatalAPIError as exc:
             return WriteResult(
                 failed=[RecordFailure(u.object_type, u.object_id, str(exc), retriable=False) for u in items]
