@@ -332,14 +332,45 @@ def _dense(first_index: IntArray, unique_count: int) -> IntArray:
     return (np.cumsum(is_first) - 1)[first_index]
 
 
+class _NotPlain(Exception):
+    """Raised inside a one-pass lookup to hand the file to the careful reader."""
+
+
+class _NumberOfText(dict[bytes, float]):
+    """Each distinct text parsed once, on first sight, inside one C-level ``map`` pass."""
+
+    def __missing__(self, text: bytes) -> float:
+        try:
+            number = self[text] = float(text)
+        except ValueError:
+            raise _NotPlain from None
+        return number
+
+
+class _CodeOfToken(dict[bytes, int]):
+    """Raw token (separator spaces and all) -> channel code, names coded in order of appearance."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.code_of_name: dict[str, int] = {}
+
+    def __missing__(self, token: bytes) -> int:
+        try:
+            name = token.strip().decode("utf-8")
+        except UnicodeDecodeError:
+            raise _NotPlain from None
+        if not name:
+            raise _NotPlain
+        code = self[token] = self.code_of_name.setdefault(name, len(self.code_of_name))
+        return code
+
+
 def _non_negative_numbers(texts: list[bytes]) -> FloatArray | None:
-    """Parsed as Python's ``float`` does; each distinct text once (counts repeat ``0`` and ``1``)."""
-    distinct = dict.fromkeys(texts)
+    """Parsed as Python's ``float`` does, or ``None`` if one is not a finite number >= 0."""
     try:
-        number_of = {text: float(text) for text in distinct}
-    except ValueError:
+        numbers = np.fromiter(map(_NumberOfText().__getitem__, texts), dtype=np.float64, count=len(texts))
+    except _NotPlain:
         return None
-    numbers = np.fromiter(map(number_of.__getitem__, texts), dtype=np.float64, count=len(texts))
     if not np.isfinite(numbers).all() or (numbers < 0).any():
         return None
     return numbers
@@ -357,18 +388,12 @@ def _encode_paths(paths: list[bytes], split_on: bytes) -> tuple[tuple[str, ...],
         tokens = list(chain.from_iterable(map(bytes.split, paths, repeat(split_on))))
     lengths = np.fromiter(map(bytes.count, paths, repeat(split_on)), dtype=np.int64, count=len(paths))
     lengths += 1
-    code_of_name: dict[str, int] = {}
-    code_of_token: dict[bytes, int] = {}
-    for token in dict.fromkeys(tokens):
-        try:
-            name = token.strip().decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        if not name:
-            return None
-        code_of_token[token] = code_of_name.setdefault(name, len(code_of_name))
-    codes = np.fromiter(map(code_of_token.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-    return tuple(code_of_name), codes, lengths
+    code_of_token = _CodeOfToken()
+    try:
+        codes = np.fromiter(map(code_of_token.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    except _NotPlain:
+        return None
+    return tuple(code_of_token.code_of_name), codes, lengths
 
 
 def _merge(before: _Paths, after: _Paths) -> _Paths:

@@ -85,6 +85,10 @@ class GA4Config(Strict):
         "customUser:ga_client_id",
         description="The custom dimension that holds the GA client id captured by the site",
     )
+    landing_page_dimension: str = Field(
+        "landingPagePlusQueryString",
+        description="With the query string, gclid/fbclid/msclkid on the landing URL tie sessions to contacts too",
+    )
     start_date: date | None = Field(None, description="First day to pull on the very first run")
     initial_days: int = Field(180, ge=1, le=3650)
     lookback_days: int = Field(3, ge=0, le=30, description="Recent days re-pulled every run")

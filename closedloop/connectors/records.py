@@ -78,6 +78,8 @@ class WebSessionRecord:
     engaged_sessions: int = 0
     key_events: float = 0.0
     ad_cost: float | None = None
+    # Click ids found on the landing URL ({"gclid": "..."}): identity keys beside the client id.
+    click_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from closedloop.mapping.channels import ChannelMapper
@@ -24,6 +24,16 @@ class SessionRow:
     medium: str
     campaign: str
     landing_page: str
+    click_ids: dict[str, str] = field(default_factory=dict)
+
+    def raw_touch(self) -> RawTouch:
+        return RawTouch(
+            source=self.source,
+            medium=self.medium,
+            campaign=self.campaign,
+            landing_page=self.landing_page,
+            click_ids=frozenset(self.click_ids),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +67,7 @@ def touchpoint_id(contact_id: str, key: str) -> int:
 
 
 def session_touchpoint(contact_id: str, session: SessionRow, mapper: ChannelMapper) -> TouchpointRow:
-    match = mapper.assign(
-        RawTouch(
-            source=session.source,
-            medium=session.medium,
-            campaign=session.campaign,
-            landing_page=session.landing_page,
-        )
-    )
+    match = mapper.assign(session.raw_touch())
     return TouchpointRow(
         id=touchpoint_id(contact_id, session.key),
         contact_id=contact_id,

@@ -80,6 +80,23 @@ def click_ids_in_url(url: str) -> frozenset[str]:
     )
 
 
+def split_landing_page(url: str) -> tuple[str, dict[str, str]]:
+    """'/pricing?gclid=Cj0&utm_source=x' -> ('/pricing', {'gclid': 'Cj0'}).
+
+    The path is what rules and reports group by; the click ids are identity keys.  Every other
+    query parameter is dropped, so personal data in query strings is never stored.
+    """
+    path, _, query = url.partition("?")
+    if not query:
+        return url, {}
+    ids: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        kind = key.lower()
+        if kind in CLICK_ID_PARAMETERS and value.strip() and kind not in ids:
+            ids[kind] = value.strip()
+    return path, ids
+
+
 def normalise(raw: RawTouch, aliases: AliasTables = NO_ALIASES) -> NormalisedUTM:
     """Normalise every field; empty source/medium become GA4's '(direct)' / '(none)'.
 

@@ -151,6 +151,7 @@ def store_web_sessions(session: Session, sessions: list[WebSessionRecord]) -> in
             "engaged_sessions": s.engaged_sessions,
             "key_events": s.key_events,
             "ad_cost": s.ad_cost,
+            "click_ids": s.click_ids,
         }
         for s in sessions
     ]

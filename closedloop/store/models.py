@@ -68,6 +68,7 @@ class WebSession(SQLModel, table=True):
     engaged_sessions: int = 0
     key_events: float = 0.0
     ad_cost: float | None = None
+    click_ids: dict[str, Any] = _json()
 
 
 class Deal(SQLModel, table=True):

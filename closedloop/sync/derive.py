@@ -33,7 +33,6 @@ from closedloop.mapping.touchpoints import (
     TouchpointRow,
     contact_touchpoints,
 )
-from closedloop.mapping.utm import RawTouch
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
@@ -174,21 +173,21 @@ def _assign_sessions(
         col(m.WebSession.medium),
         col(m.WebSession.campaign),
         col(m.WebSession.landing_page),
+        col(m.WebSession.click_ids),
     )
-    for row in _stream(session, stmt):
-        session_row = SessionRow(*row)
-        contact_id = graph.resolve(IdentityKey("ga_client_id", session_row.client_id))
+    for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in _stream(session, stmt):
+        session_row = SessionRow(
+            key, client_id, started_at, source, medium, campaign, landing_page, click_ids=dict(click_ids or {})
+        )
+        # The client id first; click ids on the landing URL (gclid, fbclid, msclkid) as well, so
+        # a session on a device whose client id never reached a form still finds its contact.
+        keys = [IdentityKey("ga_client_id", session_row.client_id)]
+        keys += [IdentityKey(kind, value) for kind, value in session_row.click_ids.items()]
+        contact_id = graph.resolve_any(keys)
         info = contacts.get(contact_id) if contact_id else None
         if info is None:
             stats.sessions_anonymous += 1
-            channel = mapper.assign(
-                RawTouch(
-                    source=session_row.source,
-                    medium=session_row.medium,
-                    campaign=session_row.campaign,
-                    landing_page=session_row.landing_page,
-                )
-            ).channel
+            channel = mapper.assign(session_row.raw_touch()).channel
             anonymous[session_row.client_id].append((session_row.started_at, channel))
         else:
             stats.sessions_matched += 1

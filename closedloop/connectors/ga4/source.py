@@ -28,6 +28,7 @@ from closedloop.config.models import GA4Config
 from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
 from closedloop.connectors.ga4.errors import translate_ga4_error
 from closedloop.connectors.records import AdCostRecord, Batch, QuarantinedRecord, WebSessionRecord
+from closedloop.mapping.utm import split_landing_page
 
 STREAM = "ga4.sessions"
 METRICS = ("sessions", "engagedSessions", "keyEvents")
@@ -106,7 +107,7 @@ class GA4Source:
             "sessionSource",
             "sessionMedium",
             "sessionCampaignName",
-            "landingPage",
+            self.config.landing_page_dimension,
         )
         yield from self._pull_report(
             STREAM,
@@ -215,6 +216,7 @@ def _parse_rows(rows: Any, zone: ZoneInfo) -> tuple[list[WebSessionRecord], list
         mets = [v.value for v in row.metric_values]
         try:
             started = datetime.strptime(dims[1], "%Y%m%d%H%M").replace(tzinfo=zone).astimezone(UTC)
+            landing_page, click_ids = split_landing_page(dims[5])
             records.append(
                 WebSessionRecord(
                     client_id=dims[0],
@@ -222,10 +224,11 @@ def _parse_rows(rows: Any, zone: ZoneInfo) -> tuple[list[WebSessionRecord], list
                     source=dims[2],
                     medium=dims[3],
                     campaign=dims[4],
-                    landing_page=dims[5],
+                    landing_page=landing_page,
                     sessions=int(mets[0] or 0),
                     engaged_sessions=int(mets[1] or 0),
                     key_events=float(mets[2] or 0),
+                    click_ids=click_ids,
                 )
             )
         except (ValueError, IndexError) as exc:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:19:34.243200
+Create Date: 2026-11-23 19:37:44.667095
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ def upgrade() -> None:
         sa.Column("engaged_sessions", sa.Integer(), nullable=False),
         sa.Column("key_events", sa.Float(), nullable=False),
         sa.Column("ad_cost", sa.Float(), nullable=True),
+        sa.Column("click_ids", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
     with op.batch_alter_table("web_sessions", schema=None) as batch_op:
