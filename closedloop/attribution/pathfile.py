@@ -46,7 +46,7 @@ PARALLEL_MIN_BYTES = 8_000_000
 # Merging is serial, so more workers stop paying off quickly.
 MAX_WORKERS = 4
 _BOM = b"\xef\xbb\xbf"
-_BLOCK_BYTES = 1 << 20
+_BLOCK_BYTES = 1 << 18
 
 
 class PathFileError(ValueError):
@@ -95,9 +95,8 @@ def read_path_file(
 ) -> TouchBatch:
     """Aggregate a path file by unique path into a batch.
 
-    ``workers`` is the number of processes of the fast reader; ``None`` uses the idle cores
-    (cores minus the load average) for files of ``PARALLEL_MIN_BYTES`` and more where
-    ``os.fork`` exists, else one.
+    ``workers`` is the number of processes of the fast reader; ``None`` uses the cores idle at
+    the moment for files of ``PARALLEL_MIN_BYTES`` and more where ``os.fork`` exists, else one.
     """
     if not separator:
         raise PathFileError("the path separator must not be empty")
@@ -186,13 +185,26 @@ def _worker_count(requested: int | None, size: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    # Halves only pay when both run at once: on a busy machine a starved worker makes the
-    # parent wait longer than reading alone would take, so count the cores that are idle.
+    return max(1, min(cores, MAX_WORKERS, int(_idle_cores(cores) + 0.5)))
+
+
+def _idle_cores(cores: int) -> float:
+    """Cores no other process is running on right now.
+
+    Halves only pay when both run at once: on a busy machine a starved worker makes the parent
+    wait longer than reading alone takes.  Linux's ``/proc/loadavg`` counts the runnable tasks
+    this instant (us included); the one-minute load average elsewhere lags too much to tell.
+    """
     try:
-        idle = cores - os.getloadavg()[0]
+        with open("/proc/loadavg", "rb") as handle:
+            runnable = int(handle.read().split()[3].split(b"/")[0])
+        return cores - (runnable - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return cores - os.getloadavg()[0]
     except (AttributeError, OSError):
-        idle = cores
-    return max(1, min(cores, MAX_WORKERS, int(idle + 0.5)))
+        return cores
 
 
 def _chunk_bounds(data: bytes, layout: _Layout, parts: int) -> list[tuple[int, int]]:

@@ -116,7 +116,7 @@ class GA4Source:
             dimensions=dims,
             metrics=METRICS,
             order_by=dims[:2],
-            parse=lambda response, zone: _parse_rows(response.rows, zone),
+            parse=lambda response, zone: _parse_rows(_raw_rows(response), zone),
         )
 
     def pull_ad_costs(self, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
@@ -131,7 +131,9 @@ class GA4Source:
             dimensions=AD_COST_DIMENSIONS,
             metrics=(AD_COST_METRIC,),
             order_by=AD_COST_DIMENSIONS,
-            parse=lambda response, _zone: _parse_ad_cost_rows(response.rows, response.metadata.currency_code or ""),
+            parse=lambda response, _zone: _parse_ad_cost_rows(
+                _raw_rows(response), response.metadata.currency_code or ""
+            ),
         )
 
     def _pull_report(
@@ -182,6 +184,11 @@ class GA4Source:
             yield Batch(stream, records, next_cursor, quarantined)
             if done:
                 return
+
+
+def _raw_rows(response: Any) -> Any:
+    """The protobuf rows under proto-plus: reading them directly is ~10x faster on large pages."""
+    return type(response).pb(response).rows
 
 
 def _parse_ad_cost_rows(rows: Any, currency: str) -> tuple[list[AdCostRecord], list[QuarantinedRecord]]:

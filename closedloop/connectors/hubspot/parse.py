@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,9 +62,10 @@ def contact_properties_to_fetch(names: HubSpotContactProperties, stages: Sequenc
     return sorted({*fields, *dates, "createdate", "lastmodifieddate", "hs_object_id"})
 
 
-def parse_contact(obj: Any, names: HubSpotContactProperties, stages: Sequence[str] = ()) -> ContactRecord:
-    props: dict[str, Any] = dict(obj.properties or {})
-    key = str(obj.id)
+def parse_contact(obj: Mapping[str, Any], names: HubSpotContactProperties, stages: Sequence[str] = ()) -> ContactRecord:
+    """``obj`` is one object of a CRM answer as JSON: ``{"id", "properties", ...}``."""
+    props: dict[str, Any] = dict(obj.get("properties") or {})
+    key = str(obj["id"])
     created = _required_time(props, "createdate", key=key)
     updated = _required_time(props, "lastmodifieddate", key=key) if props.get("lastmodifieddate") else created
     email = props.get(names.email)
@@ -118,9 +119,9 @@ def _bool(value: Any) -> bool:
     return str(value).strip().lower() == "true"
 
 
-def parse_deal(obj: Any) -> DealRecord:
-    props: dict[str, Any] = dict(obj.properties or {})
-    key = str(obj.id)
+def parse_deal(obj: Mapping[str, Any]) -> DealRecord:
+    props: dict[str, Any] = dict(obj.get("properties") or {})
+    key = str(obj["id"])
     created = _required_time(props, "createdate", key=key)
     updated = _required_time(props, "hs_lastmodifieddate", key=key) if props.get("hs_lastmodifieddate") else created
     amount_raw = props.get("amount")
@@ -143,14 +144,16 @@ def parse_deal(obj: Any) -> DealRecord:
     )
 
 
-def parse_stage_history(obj: Any, pipeline: str | None) -> list[DealStageEvent]:
-    history = (getattr(obj, "properties_with_history", None) or {}).get("dealstage") or []
+def parse_stage_history(obj: Mapping[str, Any], pipeline: str | None) -> list[DealStageEvent]:
+    history = (obj.get("propertiesWithHistory") or {}).get("dealstage") or []
     events = []
     for entry in history:
-        at = parse_time(entry.timestamp)
-        if at is None or not entry.value:
+        at = parse_time(entry.get("timestamp"))
+        if at is None or not entry.get("value"):
             continue
-        events.append(DealStageEvent(deal_id=str(obj.id), stage=str(entry.value), entered_at=at, pipeline=pipeline))
+        events.append(
+            DealStageEvent(deal_id=str(obj["id"]), stage=str(entry["value"]), entered_at=at, pipeline=pipeline)
+        )
     return events
 
 

@@ -50,9 +50,9 @@ def search_modified(
         nonlocal since_ms, ids_at_since
         fresh = []
         for obj in objects:
-            stamp = parse_time((obj.properties or {}).get(modified_property)) or parse_time(obj.updated_at)
+            stamp = parse_time((obj.get("properties") or {}).get(modified_property)) or parse_time(obj.get("updatedAt"))
             ms = epoch_ms(stamp) if stamp else 0
-            oid = str(obj.id)
+            oid = str(obj["id"])
             if since_ms is not None and (ms < since_ms or (ms == since_ms and oid in ids_at_since)):
                 continue
             if since_ms is None or ms > since_ms:
@@ -77,15 +77,15 @@ def search_modified(
         after: str | None = None
         exhausted = False
         while True:
-            page = client.call_data(
+            page = client.call_json(
                 endpoint, api.do_search_with_http_info, _request(filters, modified_property, props, page_size, after)
             )
-            yield advance(list(page.results or [])), state()
-            nxt = page.paging.next if page.paging else None
-            if nxt is None or not nxt.after:
+            yield advance(list(page.get("results") or [])), state()
+            nxt = _next_after(page)
+            if nxt is None:
                 exhausted = True
                 break
-            after = nxt.after
+            after = nxt
             if int(after) + page_size > SEARCH_RESULT_CAP:
                 break
         if exhausted:
@@ -120,18 +120,23 @@ def _read_instant_by_id(
         ]
         after: str | None = None
         while True:
-            page = client.call_data(
+            page = client.call_json(
                 endpoint, api.do_search_with_http_info, _request(filters, "hs_object_id", props, page_size, after)
             )
-            results = list(page.results or [])
-            fresh = [o for o in results if str(o.id) not in ids_at_since]
-            ids_at_since.update(str(o.id) for o in results)
+            results = list(page.get("results") or [])
+            fresh = [o for o in results if str(o["id"]) not in ids_at_since]
+            ids_at_since.update(str(o["id"]) for o in results)
             if results:
-                last_id = max(last_id, *(int(o.id) for o in results))
+                last_id = max(last_id, *(int(o["id"]) for o in results))
             yield fresh, state()
-            nxt = page.paging.next if page.paging else None
-            if nxt is None or not nxt.after:
+            nxt = _next_after(page)
+            if nxt is None:
                 return
-            after = nxt.after
+            after = nxt
             if int(after) + page_size > SEARCH_RESULT_CAP:
                 break
+
+
+def _next_after(page: dict[str, Any]) -> str | None:
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after else None

@@ -124,13 +124,13 @@ class HubSpotSource:
                 properties=["dealstage"],
                 properties_with_history=["dealstage"],
             )
-            data = self.client.call_data(
+            data = self.client.call_json(
                 "POST /crm/v3/objects/deals/batch/read",
                 self.client.deals_batch.read_with_http_info,
                 request,
             )
-            for obj in data.results or []:
-                events.extend(parse_stage_history(obj, pipelines.get(str(obj.id))))
+            for obj in data.get("results") or []:
+                events.extend(parse_stage_history(obj, pipelines.get(str(obj["id"]))))
         return events
 
     def pull_deal_contact_links(self, deal_ids: list[str]) -> list[Any]:
@@ -138,17 +138,17 @@ class HubSpotSource:
         for start in range(0, len(deal_ids), ASSOCIATION_BATCH):
             chunk = deal_ids[start : start + ASSOCIATION_BATCH]
             request = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in chunk])
-            data = self.client.call_data(
+            data = self.client.call_json(
                 "POST /crm/v4/associations/deals/contacts/batch/read",
                 self.client.associations.get_page_with_http_info,
                 "deals",
                 "contacts",
                 request,
             )
-            for result in data.results or []:
-                deal_id = str(result._from.id)
+            for result in data.get("results") or []:
+                deal_id = str(result["from"]["id"])
                 links.extend(
-                    DealContactLink(deal_id=deal_id, contact_id=str(to.to_object_id)) for to in result.to or []
+                    DealContactLink(deal_id=deal_id, contact_id=str(to["toObjectId"])) for to in result.get("to") or []
                 )
         # Deals with no contact at all still need their old links cleared by the store.
         return links
@@ -159,5 +159,5 @@ def _quarantine(stream: str, exc: SkippableRecordError, obj: Any) -> Quarantined
         stream=stream,
         record_key=exc.record_key,
         reason=str(exc),
-        payload={"id": str(obj.id), "properties": dict(obj.properties or {})},
+        payload={"id": str(obj["id"]), "properties": dict(obj.get("properties") or {})},
     )
