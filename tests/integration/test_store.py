@@ -23,6 +23,7 @@ from closedloop.store import models as m
 from closedloop.store.diff import replace_scope
 from closedloop.store.engine import migrate, session_scope
 from closedloop.store.ingest import store_batch
+from closedloop.store.upsert import upsert
 from closedloop.sync.cursors import load_cursor
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -159,3 +160,21 @@ def test_replace_scope_writes_only_differences(engine: Engine) -> None:
         )
     assert (third.inserted, third.updated, third.deleted) == (0, 1, 1)
     assert _count(engine, m.Conversion) == 4
+
+
+def test_bulk_upsert_of_plain_rows_inserts_then_updates(engine: Engine) -> None:
+    """Credits take the driver's executemany directly; both backends must insert and update."""
+    table = m.Credit.__table__  # type: ignore[attr-defined]
+    rows = [{"conversion_id": f"deal_won:{i % 7}", "touchpoint_id": 10**15 + i, "model": "linear",
+             "channel": "Email", "campaign": "", "weight": 0.5, "revenue": 10.0 * i} for i in range(25_000)]
+    with session_scope(engine) as s:
+        assert upsert(s, table, rows, key=("conversion_id", "touchpoint_id", "model")) == 25_000
+    changed = [{**r, "weight": 0.25} for r in rows[:100]]
+    with session_scope(engine) as s:
+        upsert(s, table, changed, key=("conversion_id", "touchpoint_id", "model"))
+    with Session(engine) as s:
+        weights = [w for (w,) in s.execute(select(m.Credit.weight).order_by(m.Credit.touchpoint_id))]
+        biggest = s.execute(select(func.max(m.Credit.touchpoint_id))).scalar_one()
+    assert len(weights) == 25_000
+    assert weights[:100] == [0.25] * 100 and set(weights[100:]) == {0.5}
+    assert biggest == 10**15 + 24_999  # BIGINT ids survive
