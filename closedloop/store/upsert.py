@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import Float, Integer, String, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 _CHUNK_ROWS = 10_000
@@ -36,8 +35,7 @@ def upsert(
         stmt = stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in to_update})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-    bound = session.get_bind()
-    if _needs_no_conversion(table, columns, bound.dialect) and _driver_executemany(
+    if _needs_no_conversion(table, columns) and _driver_executemany(
         session, stmt.values({c: bindparam(c) for c in columns}), columns, unique
     ):
         return len(unique)
@@ -47,9 +45,12 @@ def upsert(
     return len(unique)
 
 
-def _needs_no_conversion(table: Table, columns: Sequence[str], dialect: Dialect) -> bool:
-    """True when every value goes to the driver as it is (no JSON, no time zone handling)."""
-    return all(table.c[c].type._cached_bind_processor(dialect) is None for c in columns)
+_PLAIN_TYPES = (String, Integer, Float)  # drivers take str, int and float values as they are
+
+
+def _needs_no_conversion(table: Table, columns: Sequence[str]) -> bool:
+    """True when every value goes to the driver as it is (no JSON, no dates, no time zones)."""
+    return all(isinstance(table.c[c].type, _PLAIN_TYPES) for c in columns)
 
 
 def _driver_executemany(session: Session, stmt: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> bool:
