@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from closedloop.attribution.names import MARKOV_MODEL_NAMES
-from closedloop.attribution.pathfile import (
+from closedloop.attribution.pathfile import PathFileError, read_path_file
+from closedloop.attribution.pathfile_fast import (
     DEFAULT_CONVERSIONS_COLUMN,
     DEFAULT_PATH_COLUMN,
     DEFAULT_SEPARATOR,
     PathColumns,
-    PathFileError,
-    read_path_file,
 )
 
 if TYPE_CHECKING:

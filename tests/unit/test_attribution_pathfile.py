@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from closedloop.attribution import markov, pathfile
+from closedloop.attribution import markov, pathfile_fast
 from closedloop.attribution.batch import TouchBatch
 from closedloop.attribution.command import main, parse_plain_command_line, register
 from closedloop.attribution.markov import markov_attribution
@@ -95,7 +95,7 @@ def test_fast_forked_and_careful_readers_agree(
     block_bytes: int,
     crlf: bool,
 ) -> None:
-    monkeypatch.setattr(pathfile, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(pathfile_fast, "_BLOCK_BYTES", block_bytes)
     # Repeated rows are what the fast reader counts before parsing.
     rows = rows + rows[::2]
     text = csv_text(rows, separators=separators)
@@ -169,13 +169,13 @@ def test_without_fork_the_parent_reads_every_chunk(tmp_path: Path, monkeypatch: 
     def no_fork() -> int:
         raise OSError("fork refused")
 
-    monkeypatch.setattr(pathfile.os, "fork", no_fork)
+    monkeypatch.setattr(pathfile_fast.os, "fork", no_fork)
     assert_same_batch(read_path_file(file, workers=2), expected)
 
 
 def test_small_files_are_read_in_one_process() -> None:
-    assert pathfile._worker_count(None, pathfile.PARALLEL_MIN_BYTES - 1) == 1
-    assert pathfile._worker_count(3, 10) == 3
+    assert pathfile_fast._worker_count(None, pathfile_fast.PARALLEL_MIN_BYTES - 1) == 1
+    assert pathfile_fast._worker_count(3, 10) == 3
 
 
 def many_rows(bad_line: int, bad_row: str, total: int = 3000) -> str:
