@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from closedloop import __version__
-from closedloop.config.loader import ConfigError, load_config
+from closedloop.cli_support import DEFAULT_CONFIG, ConfigOption, console, err, load_or_exit, now, progress_line
 from closedloop.config.models import Config
 
 app = typer.Typer(
@@ -33,13 +28,6 @@ sandbox_app = typer.Typer(help="The built-in emulators of HubSpot and GA4, for t
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for logs and grep
-
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path of the YAML config.", show_default=True)]
-DEFAULT_CONFIG = Path("closedloop.yaml")
-
-
 def _version(value: bool) -> None:
     if value:
         console.print(f"closedloop {__version__}")
@@ -53,34 +41,6 @@ def main(
     ] = False,
 ) -> None:
     """closedloop pulls, maps, attributes and writes back. Start with `closedloop demo`."""
-
-
-def load_or_exit(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print(f"[bold red]The config cannot be used[/] ({len(exc.problems)} problem(s)):")
-        for problem in exc.problems:
-            where = escape(f"{problem.file}:{problem.line or '?'}")
-            err.print(f"  [yellow]{where}[/]  [bold]{escape(problem.field or '(root)')}[/]  {escape(problem.message)}")
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def progress_line(enabled: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner with the current step; silent when output is JSON or not a terminal."""
-    if not enabled:
-        yield lambda _msg: None
-        return
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-        yield lambda msg: progress.update(task, description=msg)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @app.command()
@@ -102,7 +62,7 @@ def demo(
     )
 
     with progress_line(not as_json) as say:
-        result = run_demo(contacts=contacts, seed=seed, database=db, now=_now(), progress=say)
+        result = run_demo(contacts=contacts, seed=seed, database=db, now=now(), progress=say)
     data = result.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -169,7 +129,7 @@ def run(
             sources=connectors.sources,
             writer=connectors.writer,
             log=connectors.log,
-            now=_now(),
+            now=now(),
             progress=say,
             pull=not no_pull,
         )
@@ -199,32 +159,6 @@ def run(
             err.print(f"[red]error:[/] {error}")
     if report.status != "ok":
         raise typer.Exit(1)
-
-
-@app.command()
-def report(
-    config: ConfigOption = DEFAULT_CONFIG,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    html: Annotated[
-        Path | None, typer.Option("--html", help="Also write a self-contained HTML report with charts here.")
-    ] = None,
-) -> None:
-    """Show the channel table and revenue chart from what is in the store now."""
-    from closedloop.report.summary import channel_summary
-    from closedloop.report.terminal import print_summary
-    from closedloop.store.engine import open_store
-
-    cfg = load_or_exit(config)
-    summary = channel_summary(open_store(cfg.store.url), cfg)
-    if html is not None:
-        from closedloop.report.html import render_report
-
-        html.write_text(render_report(summary, generated_at=_now()), encoding="utf-8")
-        err.print(f"Wrote {html}")
-    if as_json:
-        sys.stdout.write(json.dumps(summary.as_dict(), indent=2) + "\n")
-    else:
-        print_summary(console, summary)
 
 
 @app.command()
@@ -264,92 +198,11 @@ def writeback(
     if connectors.writer is None:
         err.print("No CRM is configured to write to.")
         raise typer.Exit(2)
-    stats = run_writeback(engine, cfg, connectors.writer, now=_now())
+    stats = run_writeback(engine, cfg, connectors.writer, now=now())
     console.print(
         f"Wrote {stats.properties_written:,} values on {stats.objects_written:,} objects; "
         f"{stats.records_failed:,} failed."
     )
-
-
-@app.command()
-def runs(
-    config: ConfigOption = DEFAULT_CONFIG,
-    limit: Annotated[int, typer.Option(help="How many recent runs.")] = 20,
-) -> None:
-    """List recent runs: duration, records pulled, changes, writes, failures, API calls."""
-    from rich.table import Table
-    from sqlmodel import Session, select
-
-    from closedloop.store.engine import open_store
-    from closedloop.store.models import SyncRun
-
-    cfg = load_or_exit(config)
-    with Session(open_store(cfg.store.url)) as session:
-        rows = session.exec(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)).all()  # type: ignore[union-attr]
-    table = Table(title="Recent runs", title_justify="left")
-    for col in (
-        "Run",
-        "Job",
-        "Started (UTC)",
-        "Status",
-        "Seconds",
-        "Pulled",
-        "Touchpoints Δ",
-        "Credits Δ",
-        "Written",
-        "Failed",
-        "API calls",
-    ):
-        table.add_column(col, justify="right" if col not in ("Job", "Status", "Started (UTC)") else "left")
-    for r in rows:
-        stats: dict[str, Any] = r.stats or {}
-        pulled = sum(v for counts in (stats.get("pulled") or {}).values() for k, v in counts.items() if k != "batches")
-        rb = stats.get("rebuild") or {}
-        wb = stats.get("writeback") or {}
-        calls = sum(n for statuses in (r.api_calls or {}).values() for n in statuses.values())
-        table.add_row(
-            str(r.id),
-            r.job,
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            r.status,
-            f"{stats.get('duration_s', 0):.1f}",
-            f"{pulled:,}",
-            f"{(rb.get('touchpoints') or {}).get('changed', 0):,}",
-            f"{(rb.get('credits') or {}).get('changed', 0):,}",
-            f"{wb.get('properties_written', 0):,}",
-            f"{wb.get('records_failed', 0):,}",
-            f"{calls:,}",
-        )
-    console.print(table)
-
-
-@app.command()
-def quarantine(
-    config: ConfigOption = DEFAULT_CONFIG,
-    limit: Annotated[int, typer.Option(help="How many records to list.")] = 50,
-) -> None:
-    """List records the APIs sent that could not be used, with the reason, instead of losing them."""
-    from rich.table import Table
-    from sqlmodel import Session, col, func, select
-
-    from closedloop.store.engine import open_store
-    from closedloop.store.models import QuarantinedRow
-
-    cfg = load_or_exit(config)
-    with Session(open_store(cfg.store.url)) as session:
-        total = session.exec(select(func.count()).select_from(QuarantinedRow)).one()
-        newest_first = select(QuarantinedRow).order_by(col(QuarantinedRow.last_seen).desc())
-        rows = session.exec(newest_first.limit(limit)).all()
-    if not total:
-        console.print("No quarantined records: every record pulled so far could be used.")
-        return
-    table = Table(title=f"{total:,} quarantined record(s)", title_justify="left")
-    for header in ("Stream", "Record", "Reason", "Seen", "Last seen (UTC)"):
-        table.add_column(header, justify="right" if header == "Seen" else "left")
-    for r in rows:
-        seen = r.last_seen.strftime("%Y-%m-%d %H:%M")
-        table.add_row(r.stream, r.record_key, escape(r.reason), str(r.times_seen), seen)
-    console.print(table)
 
 
 @config_app.command("validate")
@@ -396,11 +249,11 @@ def sandbox_serve(
     from closedloop.sandbox.generator import generate_company
     from closedloop.sandbox.launch import SANDBOX_TOKEN, start_sandbox
 
-    now = _now()
-    company = generate_company(contacts=contacts, seed=seed, now=now)
+    started = now()
+    company = generate_company(contacts=contacts, seed=seed, now=started)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with start_sandbox(company, now=now, hubspot_port=hubspot_port, ga4_port=ga4_port) as sandbox:
+    with start_sandbox(company, now=started, hubspot_port=hubspot_port, ga4_port=ga4_port) as sandbox:
         config_out.write_text(sandbox.config_yaml(store_url=store), encoding="utf-8")
         console.print(f"HubSpot emulator: {sandbox.hubspot.url}   (token: {SANDBOX_TOKEN})")
         console.print(f"GA4 emulator:     {sandbox.ga4.url}   (property {company.ga4_property_id})")
@@ -420,9 +273,11 @@ def _register_subcommands() -> None:
     from closedloop.attribution.command import register as register_attribute
     from closedloop.attribution.roi_command import register as register_roi
     from closedloop.mapping.command import register as register_mapping
+    from closedloop.report.commands import register as register_report
     from closedloop.sync.command import register as register_serve
 
     register_attribute(app)
+    register_report(app)
     register_roi(app)
     register_mapping(app)
     register_serve(app)

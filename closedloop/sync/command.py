@@ -41,7 +41,7 @@ def serve(
                                                       "(for an external cron such as a Kubernetes CronJob).")] = False,
 ) -> None:
     """Run the schedule from the config until SIGTERM; serves /healthz, /readyz and /metrics."""
-    from closedloop.cli import load_or_exit
+    from closedloop.cli_support import load_or_exit
 
     log = configure_logging()
     cfg = load_or_exit(config)
