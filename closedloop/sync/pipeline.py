@@ -96,25 +96,26 @@ def pull_sources(
     progress: Progress,
     should_stop: ShouldStop,
 ) -> None:
-    """Each source's streams in order, the sources side by side.
+    """Every stream side by side, each committing its own batches and cursor.
 
-    Services have separate rate limits, and one (GA4's decoding) costs CPU while another
-    (HubSpot's burst window) mostly waits, so pulling them at once shortens the run to the
-    slowest source instead of the sum.  Each batch still commits with its own cursor.
+    Streams are independent (a cursor each), and their limits differ: HubSpot's search is paced
+    at about 5 calls a second while its burst window allows more, so deals' batch reads fill the
+    window beside the contacts' searches; GA4 costs CPU while HubSpot mostly waits.  Pulling
+    them at once makes the pull as long as its slowest stream instead of their sum.
     """
 
-    def pull_all(source: Source) -> None:
-        for stream in source.streams():
-            progress(f"pulling {stream}")
-            try:
-                report.pulled[stream] = dict(
-                    pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop)
-                )
-            except ClosedloopAPIError as exc:
-                report.errors.append(f"{stream}: {exc}")
+    def pull_one(source: Source, stream: str) -> None:
+        progress(f"pulling {stream}")
+        try:
+            report.pulled[stream] = dict(
+                pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop)
+            )
+        except ClosedloopAPIError as exc:
+            report.errors.append(f"{stream}: {exc}")
 
-    with ThreadPoolExecutor(max_workers=max(1, len(sources)), thread_name_prefix="pull") as pool:
-        for done in [pool.submit(pull_all, source) for source in sources]:
+    jobs = [(source, stream) for source in sources for stream in source.streams()]
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs)), thread_name_prefix="pull") as pool:
+        for done in [pool.submit(pull_one, source, stream) for source, stream in jobs]:
             done.result()  # re-raises Interrupted and unexpected errors in this thread
 
 

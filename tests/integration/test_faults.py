@@ -318,7 +318,10 @@ def test_a_token_rotated_mid_run_is_refreshed_once_and_the_run_completes(
     outcome = run_with_faults(company, tmp_path, rule, configure=token_file_config(token_file))
     revocation = rule.action
     assert isinstance(revocation, TokenRevocation)
-    assert revocation.refused == 1  # one 401, one refresh, then the new token everywhere
+    # HubSpot's streams pull side by side: each call in flight at the rotation may see one 401,
+    # refreshes once and succeeds; none fails (a second 401 would fail its stream and the run).
+    assert 1 <= revocation.refused <= 3
+    assert all(report.status == "ok" for report in outcome.reports)
     assert_same_as_clean(outcome, clean)
 
 
