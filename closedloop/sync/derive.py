@@ -30,7 +30,6 @@ from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, mile
 from closedloop.mapping.touchpoints import (
     OfflineSource,
     SessionRow,
-    TouchpointRow,
     contact_touchpoints,
 )
 from closedloop.store import models as m
@@ -38,9 +37,10 @@ from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.store.upsert import shallow_dict
-from closedloop.sync.credits import write_credits
+from closedloop.sync.credits import CreditTouch, write_credits
 
 CHUNK = 2000
+_NO_CLICK_IDS: dict[str, str] = {}
 Progress = Callable[[str], None]
 
 
@@ -67,7 +67,7 @@ class _ContactInfo:
     offline: OfflineSource
     lead_at: datetime  # the lead milestone: from lifecycle history where mapped, else creation
     sessions: list[SessionRow] = field(default_factory=list)
-    touches: list[TouchpointRow] = field(default_factory=list)
+    touches: list[CreditTouch] = field(default_factory=list)
 
 
 def _stream(session: Session, stmt: Any) -> Iterable[Any]:
@@ -85,15 +85,21 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
         stats.ambiguous_identities = len(graph.ambiguities)
         say(f"mapping sessions of {len(contacts):,} contacts")
         anonymous = _assign_sessions(session, graph, contacts, mapper, stats)
-        for contact_id, info in contacts.items():
-            info.touches = contact_touchpoints(contact_id, info.created_at, info.sessions, info.offline, mapper)
-            info.sessions = []
         deals = _load_deals(session, graph, milestones)
     with session_scope(engine) as session:
         say("writing touchpoints")
         for start in range(0, len(all_contact_ids), CHUNK):
             scope = all_contact_ids[start : start + CHUNK]
-            rows = [shallow_dict(t) for cid in scope if cid in contacts for t in contacts[cid].touches]
+            rows: list[dict[str, Any]] = []
+            for cid in scope:
+                info = contacts.get(cid)
+                if info is None:
+                    continue
+                built = contact_touchpoints(cid, info.created_at, info.sessions, info.offline, mapper)
+                rows.extend(shallow_dict(t) for t in built)
+                # Crediting needs four fields of a touch: keep those, let the rows and sessions go.
+                info.touches = [CreditTouch(t.id, t.occurred_at, t.channel, t.campaign) for t in built]
+                info.sessions = []
             stats.touchpoints.add(
                 replace_scope(
                     session,
@@ -175,9 +181,17 @@ def _assign_sessions(
         col(m.WebSession.landing_page),
         col(m.WebSession.click_ids),
     )
+    shared: dict[str, str] = {}  # one copy of each repeated source, medium, campaign, landing page
     for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in _stream(session, stmt):
         session_row = SessionRow(
-            key, client_id, started_at, source, medium, campaign, landing_page, click_ids=dict(click_ids or {})
+            key,
+            client_id,
+            started_at,
+            shared.setdefault(source, source),
+            shared.setdefault(medium, medium),
+            shared.setdefault(campaign, campaign),
+            shared.setdefault(landing_page, landing_page),
+            click_ids=dict(click_ids) if click_ids else _NO_CLICK_IDS,
         )
         # The client id first; click ids on the landing URL (gclid, fbclid, msclkid) as well, so
         # a session on a device whose client id never reached a form still finds its contact.
