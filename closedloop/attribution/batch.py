@@ -222,3 +222,11 @@ def channel_totals(batch: TouchBatch, touch_weights: FloatArray) -> tuple[FloatA
         batch.codes, weights=touch_weights * batch.value[batch.path_of], minlength=size
     )
     return conversions.astype(np.float64), value.astype(np.float64)
+
+
+def share_in_proportion(total: float, effects: FloatArray) -> FloatArray:
+    """Split ``total`` over channels in proportion to their effects; all zero when none has any."""
+    effect_sum = float(effects.sum())
+    if effect_sum <= 0:
+        return np.zeros_like(effects)
+    return total * effects / effect_sum

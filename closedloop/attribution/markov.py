@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch
+from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch, share_in_proportion
 
 MAX_ORDER = 4
 # Up to this many states a dense solve is faster than building sparse matrices (and spares the
@@ -172,14 +172,8 @@ def markov_attribution(batch: TouchBatch, order: int = 1) -> MarkovResult:
         conversion_probability=base_conversion,
         removal_effects=removal,
         value_removal_effects=value_removal,
-        conversions=_share(float(batch.conversions.sum()), removal),
-        value=_share(float(batch.value.sum()), value_removal),
+        conversions=share_in_proportion(float(batch.conversions.sum()), removal),
+        value=share_in_proportion(float(batch.value.sum()), value_removal),
         state_count=chain.to_conversion.shape[0],
     )
 
-
-def _share(total: float, effects: FloatArray) -> FloatArray:
-    effect_sum = float(effects.sum())
-    if effect_sum <= 0:
-        return np.zeros_like(effects)
-    return total * effects / effect_sum

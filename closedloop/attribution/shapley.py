@@ -24,7 +24,7 @@ from math import factorial
 
 import numpy as np
 
-from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch
+from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch, share_in_proportion
 
 DEFAULT_EXACT_MAX_CHANNELS = 16
 
@@ -156,13 +156,7 @@ def shapley_attribution(
         value_values=value_values,
         standard_errors=errors,
         exact=exact,
-        conversions=_share(float(batch.conversions.sum()), values),
-        value=_share(float(batch.value.sum()), value_values),
+        conversions=share_in_proportion(float(batch.conversions.sum()), values),
+        value=share_in_proportion(float(batch.value.sum()), value_values),
     )
 
-
-def _share(total: float, effects: FloatArray) -> FloatArray:
-    effect_sum = float(effects.sum())
-    if effect_sum <= 0:
-        return np.zeros_like(effects)
-    return total * effects / effect_sum
