@@ -28,6 +28,7 @@ sandbox_app = typer.Typer(help="The built-in emulators of HubSpot and GA4, for t
 app.add_typer(config_app, name="config")
 app.add_typer(sandbox_app, name="sandbox")
 
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"closedloop {__version__}")
@@ -153,6 +154,13 @@ def run(
         for stream, counts in report.pulled.items():
             console.print(f"  pulled {stream}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         stats = report.stats()
+        if report.rebuild is not None and report.rebuild.ambiguous_identities:
+            err.print(
+                f"[yellow]{report.rebuild.ambiguous_identities:,} identity key(s) belong to several contacts[/] "
+                "and tie no session (closedloop does not guess), e.g.:"
+            )
+            for example in report.rebuild.ambiguous_examples:
+                err.print(f"  {escape(example)}")
         console.print(writeback_table(stats["writeback"]))
         console.print(api_calls_table(report.api_calls))
         for error in report.errors:

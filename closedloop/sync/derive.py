@@ -50,6 +50,8 @@ class RebuildStats:
     sessions_matched: int = 0
     sessions_anonymous: int = 0
     ambiguous_identities: int = 0
+    # A sample of keys several contacts claim; reported, never guessed (their sessions stay anonymous).
+    ambiguous_examples: list[str] = field(default_factory=list)
     touchpoints: DiffCounts = field(default_factory=DiffCounts)
     conversions: DiffCounts = field(default_factory=DiffCounts)
     credits: DiffCounts = field(default_factory=DiffCounts)
@@ -83,6 +85,10 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
         graph, contacts, all_contact_ids = _load_contacts(session, milestones)
         stats.contacts = len(contacts)
         stats.ambiguous_identities = len(graph.ambiguities)
+        stats.ambiguous_examples = [
+            f"{a.key.kind} {a.key.value[:12]}… claimed by contacts {', '.join(a.contact_ids[:5])}"
+            for a in graph.ambiguities[:10]
+        ]
         say(f"mapping sessions of {len(contacts):,} contacts")
         anonymous = _assign_sessions(session, graph, contacts, mapper, stats)
         deals = _load_deals(session, graph, milestones)

@@ -53,3 +53,33 @@ def test_gclid_on_the_landing_url_ties_a_second_device(tmp_path: Path) -> None:
     assert report.rebuild is not None and report.rebuild.sessions_matched == 2
     assert crm["closedloop_first_touch_channel"] == "Paid Search"
     engine.dispose()
+
+
+def test_a_client_id_on_two_contacts_is_reported_not_guessed(tmp_path: Path) -> None:
+    shared_device = "555.444"
+    contacts = [
+        SyntheticContact(id=str(600 + i), email=f"p{i}@example.com", created_at=T0 + timedelta(days=3),
+                         updated_at=T0 + timedelta(days=3), lifecycle_stage="lead",
+                         ga_client_ids=[shared_device, f"{i}.own"], original_source="DIRECT_TRAFFIC")
+        for i in range(2)
+    ]
+    sessions = [
+        SyntheticSession(shared_device, T0, "google", "organic", "(organic)", "/blog"),
+        SyntheticSession("0.own", T0 + timedelta(days=1), "newsletter", "email", "weekly", "/news"),
+    ]
+    with start_sandbox(Company(contacts=contacts, sessions=sessions), now=NOW, burst_limit=100_000) as sandbox:
+        url = f"sqlite:///{tmp_path / 'amb.db'}"
+        engine = open_store(url)
+        config = sandbox.config(store_url=url)
+        connectors = build_connectors(config, sleep=lambda _s: None)
+        report = run_once(engine=engine, config=config, sources=connectors.sources, writer=None,
+                          log=connectors.log, now=NOW)
+    assert report.rebuild is not None
+    assert report.rebuild.ambiguous_identities == 1
+    assert "600, 601" in report.rebuild.ambiguous_examples[0]
+    assert (report.rebuild.sessions_matched, report.rebuild.sessions_anonymous) == (1, 1)
+    with Session(engine) as session:
+        owners = {t.contact_id: t.channel for t in session.execute(
+            select(m.Touchpoint).where(m.Touchpoint.is_offline.is_(False))).scalars()}  # type: ignore[attr-defined]
+    assert owners == {"600": "Email"}  # the shared device's organic visit went to nobody
+    engine.dispose()
