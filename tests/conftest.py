@@ -18,13 +18,6 @@ POSTGRES_URL = os.environ.get("CLOSEDLOOP_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("CLOSEDLOOP_REQUIRE_POSTGRES") == "1"
 
 
-def shared_dir() -> Path | None:
-    """The project's shared/ folder (specs), read in place; None where it is absent."""
-    env = os.environ.get("CLOSEDLOOP_SHARED_DIR")
-    candidate = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return candidate if (candidate / "specs").is_dir() else None
-
-
 @pytest.fixture
 def now() -> datetime:
     return FROZEN_NOW
