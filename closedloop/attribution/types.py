@@ -21,6 +21,7 @@ class Touch:
     at: datetime
     touchpoint_id: int = 0
     is_direct: bool = False
+    campaign: str = ""  # carried to the credit rows; no model reads it
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,9 @@ class WritebackConfig(Strict):
     property_prefix: str = Field("closedloop_", pattern=r"^[a-z][a-z0-9_]*$")
     batch_size: int = Field(100, ge=1, le=100)
     max_attempts: int = Field(5, ge=1, description="Failed records are retried on later runs this often")
+    parallel_requests: int = Field(
+        2, ge=1, le=8, description="Batch calls in flight at once; the rate limiter still sets the pace"
+    )
 
 
 class Config(Strict):

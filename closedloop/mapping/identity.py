@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -62,9 +61,10 @@ def normalise_key(key: IdentityKey) -> IdentityKey | None:
     """One spelling per key; None for an empty value.
 
     Client ids lose the cookie prefix, emails are hashed if they arrive in clear, hashes are
-    lower-cased.  Click ids are case-sensitive tokens and are only trimmed.
+    lower-cased.  Click ids are case-sensitive tokens and are only trimmed.  A key already in
+    its one spelling is returned as it is (half a million lookups per rebuild allocate nothing).
     """
-    kind = key.kind.strip().lower()
+    kind = key.kind if key.kind in _KINDS else key.kind.strip().lower()
     value = key.value.strip()
     if not value:
         return None
@@ -72,14 +72,22 @@ def normalise_key(key: IdentityKey) -> IdentityKey | None:
         cookie = _GA_COOKIE.match(value)
         value = cookie.group(1) if cookie else value
     elif kind == "email_hash":
-        value = email_hash(value) if "@" in value else value.lower()
-    return IdentityKey(kind, value)
+        value = email_hash(value) if "@" in value else (value if value.islower() else value.lower())
+    if kind == key.kind and value == key.value:
+        return key
+    return IdentityKey(_KINDS.get(kind, kind), value)
+
+
+_KINDS = {kind: kind for kind in IDENTITY_KINDS}
+Owners = str | tuple[str, ...]  # one owner, or (sorted) several: a plain string for the usual case
 
 
 @dataclass(slots=True)
 class IdentityGraph:
     _survivor: dict[str, str] = field(default_factory=dict)
-    _owners: dict[IdentityKey, tuple[str, ...]] = field(default_factory=dict)
+    # kind -> value -> owner(s); no key objects are kept, which at 100,000 contacts and their
+    # quarter of a million keys is most of the graph's memory.
+    _owners: dict[str, dict[str, Owners]] = field(default_factory=dict)
     ambiguities: list[Ambiguity] = field(default_factory=list)
     merge_problems: list[MergeProblem] = field(default_factory=list)
 
@@ -89,7 +97,7 @@ class IdentityGraph:
         keys: Iterable[tuple[str, IdentityKey]],
         merges: Iterable[tuple[str, str]] = (),
     ) -> IdentityGraph:
-        """keys: (contact_id, key); merges: (merged_id, surviving_id)."""
+        """keys: (contact_id, key), read once (a generator is fine); merges: (merged_id, surviving_id)."""
         graph = cls()
         for merged, surviving in merges:
             if not merged or not surviving or merged == surviving:
@@ -102,16 +110,24 @@ class IdentityGraph:
                 continue
             graph._survivor[merged] = surviving
         graph._break_cycles()
-        owners: dict[IdentityKey, set[str]] = defaultdict(set)
         for contact_id, key in keys:
             normal = normalise_key(key)
-            if normal is not None:
-                owners[normal].add(graph.canonical(contact_id))
-        for key, contacts in owners.items():
-            ordered = tuple(sorted(contacts))
-            graph._owners[key] = ordered
-            if len(ordered) > 1:
-                graph.ambiguities.append(Ambiguity(key, ordered))
+            if normal is None:
+                continue
+            owner = graph.canonical(contact_id)
+            by_value = graph._owners.setdefault(normal.kind, {})
+            current = by_value.get(normal.value)
+            if current is None:
+                by_value[normal.value] = owner
+            elif isinstance(current, str):
+                if current != owner:
+                    by_value[normal.value] = tuple(sorted((current, owner)))
+            elif owner not in current:
+                by_value[normal.value] = tuple(sorted((*current, owner)))
+        for kind, by_value in graph._owners.items():
+            for value, owners in by_value.items():
+                if isinstance(owners, tuple):
+                    graph.ambiguities.append(Ambiguity(IdentityKey(kind, value), owners))
         graph.ambiguities.sort(key=lambda a: (a.key.kind, a.key.value))
         return graph
 
@@ -149,10 +165,8 @@ class IdentityGraph:
         normal = normalise_key(key)
         if normal is None:
             return None
-        owners = self._owners.get(normal)
-        if owners is None or len(owners) != 1:
-            return None
-        return owners[0]
+        owners = self._owners.get(normal.kind, {}).get(normal.value)
+        return owners if isinstance(owners, str) else None
 
     def resolve_any(self, keys: Iterable[IdentityKey]) -> str | None:
         """One contact for a session carrying several keys; None if they disagree or are unknown.
@@ -169,7 +183,10 @@ class IdentityGraph:
 
     def owners(self, key: IdentityKey) -> tuple[str, ...]:
         normal = normalise_key(key)
-        return self._owners.get(normal, ()) if normal is not None else ()
+        owners = self._owners.get(normal.kind, {}).get(normal.value) if normal is not None else None
+        if owners is None:
+            return ()
+        return (owners,) if isinstance(owners, str) else owners
 
     def is_ambiguous(self, key: IdentityKey) -> bool:
         return len(self.owners(key)) > 1

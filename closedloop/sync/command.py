@@ -37,8 +37,13 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="Path of the YAML config.")] = Path("closedloop.yaml"),
-    once: Annotated[bool, typer.Option("--once", help="Run every enabled job once now, then exit "
-                                                      "(for an external cron such as a Kubernetes CronJob).")] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Run every enabled job once now, then exit (for an external cron such as a Kubernetes CronJob).",
+        ),
+    ] = False,
 ) -> None:
     """Run the schedule from the config until SIGTERM; serves /healthz, /readyz and /metrics."""
     from closedloop.cli_support import load_or_exit
@@ -58,8 +63,13 @@ def schedule_of(cfg: Config) -> ScheduleConfig:
 
 
 def serve_schedule(
-    schedule: ScheduleConfig, engine: Engine, *, job_factory: JobFactory, once: bool = False,
-    log: logging.Logger | None = None, holder: str | None = None,
+    schedule: ScheduleConfig,
+    engine: Engine,
+    *,
+    job_factory: JobFactory,
+    once: bool = False,
+    log: logging.Logger | None = None,
+    holder: str | None = None,
 ) -> int:
     """The body of `serve`, separate from option parsing so other entry points can reuse it."""
     from closedloop.server import Metrics, serve_health, store_readiness
@@ -68,11 +78,14 @@ def serve_schedule(
     metrics = Metrics()
     seed_last_success(engine, metrics, schedule)
     scheduler = Scheduler(schedule, engine, job_factory=job_factory, observer=metrics, logger=log, holder=holder)
-    log.info("closedloop serve: holder %s, jobs %s", scheduler.holder,
-             ", ".join(scheduler.jobs) or "none enabled")
-    health = (serve_health(host=schedule.health_host, port=schedule.health_port, metrics=metrics,
-                           readiness=store_readiness(engine))
-              if schedule.health_enabled and not once else nullcontext())
+    log.info("closedloop serve: holder %s, jobs %s", scheduler.holder, ", ".join(scheduler.jobs) or "none enabled")
+    health = (
+        serve_health(
+            host=schedule.health_host, port=schedule.health_port, metrics=metrics, readiness=store_readiness(engine)
+        )
+        if schedule.health_enabled and not once
+        else nullcontext()
+    )
     with health as server, stop_on_signals(scheduler, log):
         if server is not None:
             log.info("health endpoints on http://%s:%d (/healthz /readyz /metrics)", server.host, server.port)
@@ -91,8 +104,7 @@ def stop_on_signals(scheduler: Scheduler, log: logging.Logger) -> Iterator[None]
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         if not scheduler.stop_requested.is_set():
-            log.info("%s received: no new ticks; the run in flight stops after its batch",
-                     signal.Signals(signum).name)
+            log.info("%s received: no new ticks; the run in flight stops after its batch", signal.Signals(signum).name)
         scheduler.stop_requested.set()
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -115,9 +127,17 @@ def pipeline_jobs(cfg: Config, engine: Engine) -> JobFactory:
             from closedloop.sync.pipeline import run_once
 
             connectors = build_connectors(cfg)
-            report = run_once(engine=engine, config=cfg, sources=connectors.sources, writer=connectors.writer,
-                              log=connectors.log, now=ctx.now, progress=ctx.progress, job=ctx.job,
-                              should_stop=ctx.should_stop)
+            report = run_once(
+                engine=engine,
+                config=cfg,
+                sources=connectors.sources,
+                writer=connectors.writer,
+                log=connectors.log,
+                now=ctx.now,
+                progress=ctx.progress,
+                job=ctx.job,
+                should_stop=ctx.should_stop,
+            )
             return outcome_of(report)
 
         return body
@@ -129,7 +149,8 @@ def outcome_of(report: RunReport) -> JobOutcome:
     pulled = {stream: sum(n for k, n in counts.items() if k != "batches") for stream, counts in report.pulled.items()}
     wb = report.writeback
     return JobOutcome(
-        status=report.status, records_pulled=pulled,
+        status=report.status,
+        records_pulled=pulled,
         properties_written=wb.properties_written if wb else 0,
         write_failures=wb.records_failed if wb else 0,
         api_calls=report.api_calls,
@@ -145,8 +166,10 @@ def seed_last_success(engine: Engine, metrics: Any, schedule: ScheduleConfig) ->
     with Session(engine) as session:
         for job in schedule.enabled_jobs():
             finished = session.exec(
-                select(SyncRun.finished_at).where(SyncRun.job == job, SyncRun.status == "ok")
-                .order_by(col(SyncRun.finished_at).desc()).limit(1)
+                select(SyncRun.finished_at)
+                .where(SyncRun.job == job, SyncRun.status == "ok")
+                .order_by(col(SyncRun.finished_at).desc())
+                .limit(1)
             ).first()
             if finished is not None:
                 metrics.seed_last_success(job, finished)

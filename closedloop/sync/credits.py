@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -26,18 +25,9 @@ from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
 from closedloop.store.models import table
+from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 
 CHUNK = 1000  # conversions per write: ~25k credit rows with 7 models, a few MB
-
-
-@dataclass(frozen=True, slots=True)
-class CreditTouch:
-    """The four fields of a touchpoint that crediting needs; a fraction of a full row's memory."""
-
-    id: int
-    occurred_at: datetime
-    channel: str
-    campaign: str
 
 
 class ContactView(Protocol):
@@ -45,11 +35,7 @@ class ContactView(Protocol):
 
     created_at: datetime
     lead_at: datetime
-    touches: list[CreditTouch]
-
-
-def _touch(t: CreditTouch, direct: frozenset[str]) -> Touch:
-    return Touch(channel=t.channel, at=t.occurred_at, touchpoint_id=t.id, is_direct=t.channel.lower() in direct)
+    touches: list[Touch]
 
 
 def write_credits(
@@ -59,10 +45,10 @@ def write_credits(
     deals: Sequence[tuple[DealFacts, datetime | None]],
     conversions: Sequence[ConversionRow],
     anonymous: dict[str, list[tuple[datetime, str]]],
+    *,
+    should_stop: ShouldStop = never,
 ) -> DiffCounts:
-    direct = frozenset(c.lower() for c in config.attribution.direct_channels)
-    touches = {cid: [_touch(t, direct) for t in info.touches] for cid, info in contacts.items()}
-    channels = {t.id: (t.channel, t.campaign) for info in contacts.values() for t in info.touches}
+    touches = {cid: info.touches for cid, info in contacts.items()}
     deal_by_id = {d.id: d for d, _ in deals}
 
     def deal_touches(deal: DealFacts) -> list[Touch]:
@@ -108,9 +94,12 @@ def write_credits(
             kind_journeys, models=models, config=config.attribution, non_converting_paths=nulls[kind]
         )
         for start in range(0, len(kind_journeys), CHUNK):
+            if should_stop():
+                raise Interrupted(f"stopped while crediting {kind}, after {start:,} conversions")
             chunk = kind_journeys[start : start + CHUNK]
+            by_id = {t.touchpoint_id: t for journey in chunk for t in journey.touches}
             rows = [
-                _credit_row(credit, channels)
+                _credit_row(credit, by_id)
                 for credit in attribute_journeys(chunk, models=models, config=config.attribution, fitted=fitted)
             ]
             with session_scope(engine) as session:
@@ -131,14 +120,14 @@ def write_credits(
     return counts
 
 
-def _credit_row(credit: Any, channels: dict[int, tuple[str, str]]) -> dict[str, Any]:
-    channel, campaign = channels.get(credit.touchpoint_id, ("Unassigned", ""))
+def _credit_row(credit: Any, touches: dict[int, Touch]) -> dict[str, Any]:
+    touch = touches.get(credit.touchpoint_id)
     return {
         "conversion_id": credit.conversion_id,
         "touchpoint_id": credit.touchpoint_id,
         "model": credit.model,
-        "channel": channel,
-        "campaign": campaign or "",
+        "channel": touch.channel if touch else "Unassigned",
+        "campaign": (touch.campaign if touch else "") or "",
         "weight": credit.weight,
         "revenue": credit.revenue,
     }

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
+from closedloop.attribution.types import Touch
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.conversions import (
@@ -37,7 +38,9 @@ from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.store.upsert import shallow_dict
-from closedloop.sync.credits import CreditTouch, write_credits
+from closedloop.sync.credits import write_credits
+from closedloop.sync.interrupt import Interrupted, ShouldStop, never
+from closedloop.sync.session_links import SessionLinks
 
 CHUNK = 2000
 _NO_CLICK_IDS: dict[str, str] = {}
@@ -68,54 +71,79 @@ class _ContactInfo:
     created_at: datetime
     offline: OfflineSource
     lead_at: datetime  # the lead milestone: from lifecycle history where mapped, else creation
-    sessions: list[SessionRow] = field(default_factory=list)
-    touches: list[CreditTouch] = field(default_factory=list)
+    touches: list[Touch] = field(default_factory=list)
 
 
 def _stream(session: Session, stmt: Any) -> Iterable[Any]:
     return session.execute(stmt.execution_options(yield_per=10_000))
 
 
-def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None) -> RebuildStats:
+def rebuild(
+    engine: Engine,
+    config: Config,
+    *,
+    progress: Progress | None = None,
+    on_touchpoints: Callable[[list[str]], None] | None = None,
+    should_stop: ShouldStop = never,
+) -> RebuildStats:
+    """``on_touchpoints`` hears each chunk of contact ids once its touchpoints are committed.
+
+    Each chunk commits on its own: everything here is derived and rebuilt whole by every run,
+    so a run stopped half-way (``should_stop`` is checked between chunks) leaves nothing that
+    the next run does not replace.
+    """
     say = progress or (lambda _msg: None)
     mapper = ChannelMapper.from_config(config.mapping)
     milestones = MilestoneMapper.from_config(config.mapping)
     stats = RebuildStats()
-    with Session(engine) as session:
-        graph, contacts, all_contact_ids = _load_contacts(session, milestones)
-        stats.contacts = len(contacts)
-        stats.ambiguous_identities = len(graph.ambiguities)
-        stats.ambiguous_examples = [
-            f"{a.key.kind} {a.key.value[:12]}… claimed by contacts {', '.join(a.contact_ids[:5])}"
-            for a in graph.ambiguities[:10]
-        ]
-        say(f"mapping sessions of {len(contacts):,} contacts")
-        anonymous = _assign_sessions(session, graph, contacts, mapper, stats)
-        deals = _load_deals(session, graph, milestones)
-    with session_scope(engine) as session:
+    direct = frozenset(c.lower() for c in config.attribution.direct_channels)
+    with engine.connect() as links_conn, SessionLinks(links_conn) as links:
+        with Session(engine) as session:
+            graph, contacts, all_contact_ids = _load_contacts(session, milestones)
+            stats.contacts = len(contacts)
+            stats.ambiguous_identities = len(graph.ambiguities)
+            stats.ambiguous_examples = [
+                f"{a.key.kind} {a.key.value[:12]}… claimed by contacts {', '.join(a.contact_ids[:5])}"
+                for a in graph.ambiguities[:10]
+            ]
+            say(f"mapping sessions of {len(contacts):,} contacts")
+            anonymous = _assign_sessions(session, graph, contacts, all_contact_ids, mapper, stats, links)
+            deals = _load_deals(session, graph, milestones)
         say("writing touchpoints")
+        grouped = links.grouped()
+        waiting = next(grouped, None)
         for start in range(0, len(all_contact_ids), CHUNK):
+            if should_stop():
+                raise Interrupted(f"stopped while writing touchpoints, after {start:,} contacts")
             scope = all_contact_ids[start : start + CHUNK]
             rows: list[dict[str, Any]] = []
-            for cid in scope:
-                info = contacts.get(cid)
+            for position in range(start, start + len(scope)):
+                sessions: list[SessionRow] = []
+                if waiting is not None and waiting[0] == position:
+                    sessions = waiting[1]
+                    waiting = next(grouped, None)
+                info = contacts.get(all_contact_ids[position])
                 if info is None:
                     continue
-                built = contact_touchpoints(cid, info.created_at, info.sessions, info.offline, mapper)
+                built = contact_touchpoints(all_contact_ids[position], info.created_at, sessions, info.offline, mapper)
                 rows.extend(shallow_dict(t) for t in built)
-                # Crediting needs four fields of a touch: keep those, let the rows and sessions go.
-                info.touches = [CreditTouch(t.id, t.occurred_at, t.channel, t.campaign) for t in built]
-                info.sessions = []
-            stats.touchpoints.add(
-                replace_scope(
-                    session,
-                    table(m.Touchpoint),
-                    scope_column="contact_id",
-                    scope_values=scope,
-                    rows=rows,
-                    key=("id",),
+                # Crediting needs five fields of a touch: keep those, let the rows and sessions go.
+                info.touches = [
+                    Touch(t.channel, t.occurred_at, t.id, t.channel.lower() in direct, t.campaign) for t in built
+                ]
+            with session_scope(engine) as session:
+                stats.touchpoints.add(
+                    replace_scope(
+                        session,
+                        table(m.Touchpoint),
+                        scope_column="contact_id",
+                        scope_values=scope,
+                        rows=rows,
+                        key=("id",),
+                    )
                 )
-            )
+            if on_touchpoints is not None:
+                on_touchpoints(scope)
     conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
     for deal, won_at in deals:
         conversions.extend(deal_conversions(deal, won_at))
@@ -131,23 +159,22 @@ def rebuild(engine: Engine, config: Config, *, progress: Progress | None = None)
             )
         )
     say("attributing conversions")
-    stats.credits.add(write_credits(engine, config, contacts, deals, conversions, anonymous))
+    stats.credits.add(write_credits(engine, config, contacts, deals, conversions, anonymous, should_stop=should_stop))
     return stats
 
 
 def _load_contacts(
     session: Session, milestones: MilestoneMapper
 ) -> tuple[IdentityGraph, dict[str, _ContactInfo], list[str]]:
-    keys = [
-        (cid, IdentityKey(kind, value))
-        for kind, value, cid in _stream(
-            session,
-            select(col(m.ContactIdentity.kind), col(m.ContactIdentity.value), col(m.ContactIdentity.contact_id)),
-        )
-    ]
+    """Contacts first (their merges), then their identity keys streamed into the graph.
+
+    Repeated strings (source values, contact ids named again by identity rows) are shared, not
+    copied: at 100,000 contacts the copies were more memory than the contacts themselves.
+    """
     contacts: dict[str, _ContactInfo] = {}
     merges: list[tuple[str, str]] = []
     all_ids: list[str] = []
+    shared: dict[str | None, str | None] = {}
     stmt = select(
         col(m.Contact.id),
         col(m.Contact.created_at),
@@ -155,16 +182,24 @@ def _load_contacts(
         col(m.Contact.original_source),
         col(m.Contact.original_source_detail_1),
         col(m.Contact.original_source_detail_2),
-        col(m.Contact.properties),
+        col(m.Contact.properties)["lifecycle_dates"],
     ).order_by(col(m.Contact.id))
-    for cid, created_at, merged_into, source, d1, d2, properties in _stream(session, stmt):
+    for cid, created_at, merged_into, source, d1, d2, stages in _stream(session, stmt):
         all_ids.append(cid)
         if merged_into:
             merges.append((cid, merged_into))
             continue
-        stages = (properties or {}).get("lifecycle_dates") or {}
-        reached = lifecycle_dates([(s, datetime.fromisoformat(at)) for s, at in stages.items()], milestones)
-        contacts[cid] = _ContactInfo(created_at, OfflineSource(source, d1, d2), reached.get("lead", created_at))
+        reached = lifecycle_dates([(s, datetime.fromisoformat(at)) for s, at in (stages or {}).items()], milestones)
+        offline = OfflineSource(shared.setdefault(source, source), shared.setdefault(d1, d1), shared.setdefault(d2, d2))
+        contacts[cid] = _ContactInfo(created_at, offline, reached.get("lead", created_at))
+    same_id = {cid: cid for cid in all_ids}
+    keys = (
+        (same_id.get(cid, cid), IdentityKey(kind, value))
+        for kind, value, cid in _stream(
+            session,
+            select(col(m.ContactIdentity.kind), col(m.ContactIdentity.value), col(m.ContactIdentity.contact_id)),
+        )
+    )
     return IdentityGraph.build(keys, merges), contacts, all_ids
 
 
@@ -172,10 +207,13 @@ def _assign_sessions(
     session: Session,
     graph: IdentityGraph,
     contacts: dict[str, _ContactInfo],
+    all_contact_ids: list[str],
     mapper: ChannelMapper,
     stats: RebuildStats,
+    links: SessionLinks,
 ) -> dict[str, list[tuple[datetime, str]]]:
-    """Matched sessions go to their contact; the rest become anonymous visitors' channel paths."""
+    """Matched sessions are linked to their contact; the rest become anonymous visitors' paths."""
+    position = {cid: i for i, cid in enumerate(all_contact_ids)}
     anonymous: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     stmt = select(
         col(m.WebSession.key),
@@ -187,31 +225,20 @@ def _assign_sessions(
         col(m.WebSession.landing_page),
         col(m.WebSession.click_ids),
     )
-    shared: dict[str, str] = {}  # one copy of each repeated source, medium, campaign, landing page
     for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in _stream(session, stmt):
-        session_row = SessionRow(
-            key,
-            client_id,
-            started_at,
-            shared.setdefault(source, source),
-            shared.setdefault(medium, medium),
-            shared.setdefault(campaign, campaign),
-            shared.setdefault(landing_page, landing_page),
-            click_ids=dict(click_ids) if click_ids else _NO_CLICK_IDS,
-        )
+        click_ids = click_ids or _NO_CLICK_IDS
         # The client id first; click ids on the landing URL (gclid, fbclid, msclkid) as well, so
         # a session on a device whose client id never reached a form still finds its contact.
-        keys = [IdentityKey("ga_client_id", session_row.client_id)]
-        keys += [IdentityKey(kind, value) for kind, value in session_row.click_ids.items()]
+        keys = [IdentityKey("ga_client_id", client_id)]
+        keys += [IdentityKey(kind, value) for kind, value in click_ids.items()]
         contact_id = graph.resolve_any(keys)
-        info = contacts.get(contact_id) if contact_id else None
-        if info is None:
-            stats.sessions_anonymous += 1
-            channel = mapper.assign(session_row.raw_touch()).channel
-            anonymous[session_row.client_id].append((session_row.started_at, channel))
-        else:
+        if contact_id is not None and contact_id in contacts:
             stats.sessions_matched += 1
-            info.sessions.append(session_row)
+            links.add(key, position[contact_id])
+        else:
+            stats.sessions_anonymous += 1
+            row = SessionRow(key, client_id, started_at, source, medium, campaign, landing_page, dict(click_ids))
+            anonymous[client_id].append((started_at, mapper.assign(row.raw_touch()).channel))
     return anonymous
 
 

@@ -65,8 +65,11 @@ class JobLeases:
     def renew(self, job: str, *, now: datetime) -> bool:
         """Extend a lease we still hold; False if it lapsed and someone else took it."""
         _require_aware(now)
-        stmt = (update(_TABLE).where(_TABLE.c.job == job, _TABLE.c.holder == self.holder)
-                .values(expires_at=now + self.lease))
+        stmt = (
+            update(_TABLE)
+            .where(_TABLE.c.job == job, _TABLE.c.holder == self.holder)
+            .values(expires_at=now + self.lease)
+        )
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
@@ -113,8 +116,7 @@ class HeldLease:
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._expires = clock() + leases.lease
-        self._thread = threading.Thread(target=self._beat, args=(heartbeat_seconds,),
-                                        name=f"lease-{job}", daemon=True)
+        self._thread = threading.Thread(target=self._beat, args=(heartbeat_seconds,), name=f"lease-{job}", daemon=True)
         self._thread.start()
 
     def _beat(self, interval: float) -> None:
@@ -140,14 +142,14 @@ class HeldLease:
         try:
             self.leases.release(self.job, now=self.clock(), keep_until=keep_until)
         except Exception as exc:
-            _log.warning("could not release the lease of %s (%s); it lapses by itself",
-                         self.job, type(exc).__name__)
+            _log.warning("could not release the lease of %s (%s); it lapses by itself", self.job, type(exc).__name__)
 
     def __enter__(self) -> HeldLease:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 

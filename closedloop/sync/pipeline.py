@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,9 @@ from closedloop.store.models import SyncRun
 from closedloop.sync.cursors import load_cursor
 from closedloop.sync.derive import RebuildStats, rebuild
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
-from closedloop.sync.writeback import WritebackStats, run_writeback
+from closedloop.sync.overlap import rebuild_and_write_back
+from closedloop.sync.readahead import read_ahead
+from closedloop.sync.writeback import WritebackStats
 
 Progress = Callable[[str], None]
 
@@ -77,13 +80,15 @@ def pull_stream(
     with Session(engine) as session:
         cursor = load_cursor(session, stream)
     totals: Counter[str] = Counter()
-    for batch in source.pull(stream, cursor, now=now):
-        with session_scope(engine) as session:
-            totals.update(store_batch(session, batch, now=now))
-        totals["batches"] += 1
-        progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
-        if should_stop():
-            raise Interrupted(f"stopped after batch {totals['batches']} of {stream}")
+    # The next batch is fetched while this one is stored; closing stops the fetching too.
+    with closing(read_ahead(source.pull(stream, cursor, now=now), name=f"pull {stream}")) as batches:
+        for batch in batches:
+            with session_scope(engine) as session:
+                totals.update(store_batch(session, batch, now=now))
+            totals["batches"] += 1
+            progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
+            if should_stop():
+                raise Interrupted(f"stopped after batch {totals['batches']} of {stream}")
     return totals
 
 
@@ -151,19 +156,21 @@ def run_once(
             pull_sources(engine, sources, report, now=now, progress=say, should_stop=should_stop)
         if should_stop():
             raise Interrupted("stopped after the pull, before the rebuild")
-        say("rebuilding touchpoints and credits")
         report.seconds["pull"], mark = clock() - mark, clock()
-        report.rebuild = rebuild(engine, config, progress=say)
-        report.seconds["rebuild"], mark = clock() - mark, clock()
-        if should_stop():
-            raise Interrupted("stopped after the rebuild, before the write-back")
-        if writer is not None and config.writeback.enabled:
-            if report.errors:
+        if writer is not None and config.writeback.enabled and not report.errors:
+            say("rebuilding touchpoints and credits, writing back to the CRM as they are ready")
+            both = rebuild_and_write_back(
+                engine, config, writer, now=now, clock=clock, progress=say, should_stop=should_stop
+            )
+            report.rebuild, report.writeback = both.rebuild, both.writeback
+            # They overlap: each is measured from the end of the pull.
+            report.seconds["rebuild"], report.seconds["writeback"] = both.rebuild_s, both.writeback_s
+        else:
+            say("rebuilding touchpoints and credits")
+            report.rebuild = rebuild(engine, config, progress=say, should_stop=should_stop)
+            report.seconds["rebuild"] = clock() - mark
+            if writer is not None and config.writeback.enabled:
                 report.errors.append("write-back skipped: the pull did not complete")
-            else:
-                say("writing back to the CRM")
-                report.writeback = run_writeback(engine, config, writer, now=now, should_stop=should_stop)
-                report.seconds["writeback"] = clock() - mark
         report.status = "partial" if report.errors else "ok"
     except Interrupted as exc:
         report.status = "interrupted"

@@ -149,7 +149,9 @@ class Scheduler:
         started, mark = self.clock(), time.perf_counter()
         self.log.info("job %s: tick %s started (holder %s)", job, tick.isoformat(), self.holder)
         context = JobContext(
-            job=job, tick=tick, now=started,
+            job=job,
+            tick=tick,
+            now=started,
             should_stop=lambda: self.stop_requested.is_set() or held.lost.is_set(),
             progress=_throttled(lambda msg: self.log.info("job %s: %s", job, msg)),
         )
@@ -179,8 +181,14 @@ class Scheduler:
         )
         for name, job in self.jobs.items():
             aps.add_job(
-                self.run_tick, self._triggers[name], args=[name], id=name, name=name,
-                max_instances=1, coalesce=True, misfire_grace_time=max(1, math.ceil(job.grace_seconds)),
+                self.run_tick,
+                self._triggers[name],
+                args=[name],
+                id=name,
+                name=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, math.ceil(job.grace_seconds)),
             )
         aps.start()
         self._aps = aps

@@ -9,7 +9,7 @@ keeps its old value, gains an attempt and its reason, and is tried again on late
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, select
@@ -18,8 +18,9 @@ from sqlmodel import Session, col
 from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate
 from closedloop.store import models as m
-from closedloop.sync.interrupt import Interrupted, ShouldStop, never
+from closedloop.sync.interrupt import ShouldStop, never
 from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
+from closedloop.sync.sender import ParallelSender
 from closedloop.sync.writeback_state import (
     PropertyChange,
     WritebackStats,
@@ -32,39 +33,55 @@ from closedloop.sync.writeback_state import (
 CHUNK = 2000
 
 
-def desired_values(engine: Engine, config: Config) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
-    """Every object's closedloop properties as they should read now, streamed in chunks."""
+def desired_values(
+    engine: Engine, config: Config, *, contact_chunks: Iterable[Sequence[str]] | None = None
+) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
+    """Every object's closedloop properties as they should read now, streamed in chunks.
+
+    ``contact_chunks`` (ids, in any grouping) lets a rebuild running at the same time hand over
+    contacts as soon as their touchpoints are committed; deals follow once it is exhausted,
+    which the rebuild arranges to be after its credits are committed.  Without it, every
+    contact in the store is read.
+    """
     prefix, model = config.writeback.property_prefix, config.attribution.primary_model
     with Session(engine) as session:
-        contacts = [
-            (cid, created)
-            for cid, created in session.execute(
-                select(col(m.Contact.id), col(m.Contact.created_at))
-                .where(col(m.Contact.merged_into).is_(None))
-                .order_by(col(m.Contact.id))
-            )
-        ]
-        for start in range(0, len(contacts), CHUNK):
-            chunk = contacts[start : start + CHUNK]
-            touches: dict[str, list[TouchView]] = defaultdict(list)
-            for cid, at, channel, source, campaign in session.execute(
-                select(
-                    col(m.Touchpoint.contact_id),
-                    col(m.Touchpoint.occurred_at),
-                    col(m.Touchpoint.channel),
-                    col(m.Touchpoint.source),
-                    col(m.Touchpoint.campaign),
-                )
-                .where(col(m.Touchpoint.contact_id).in_([c for c, _ in chunk]))
-                .order_by(col(m.Touchpoint.contact_id), col(m.Touchpoint.occurred_at), col(m.Touchpoint.key))
-            ):
-                touches[cid].append(TouchView(at, channel, source, campaign))
-            for cid, created in chunk:
-                yield "contacts", cid, contact_values(prefix, created, touches.get(cid, []))
+        for ids in contact_chunks if contact_chunks is not None else _stored_contact_chunks(session):
+            yield from _contact_chunk(session, list(ids), prefix)
         deal_ids = [d for (d,) in session.execute(select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
         for start in range(0, len(deal_ids), CHUNK):
             chunk_ids = deal_ids[start : start + CHUNK]
             yield from _deal_chunk(session, chunk_ids, prefix, model)
+
+
+def _stored_contact_chunks(session: Session) -> Iterator[list[str]]:
+    ids = [cid for (cid,) in session.execute(select(col(m.Contact.id)).order_by(col(m.Contact.id)))]
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _contact_chunk(
+    session: Session, contact_ids: list[str], prefix: str
+) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
+    chunk = session.execute(
+        select(col(m.Contact.id), col(m.Contact.created_at))
+        .where(col(m.Contact.id).in_(contact_ids), col(m.Contact.merged_into).is_(None))
+        .order_by(col(m.Contact.id))
+    ).all()
+    touches: dict[str, list[TouchView]] = defaultdict(list)
+    for cid, at, channel, source, campaign in session.execute(
+        select(
+            col(m.Touchpoint.contact_id),
+            col(m.Touchpoint.occurred_at),
+            col(m.Touchpoint.channel),
+            col(m.Touchpoint.source),
+            col(m.Touchpoint.campaign),
+        )
+        .where(col(m.Touchpoint.contact_id).in_([c for c, _ in chunk]))
+        .order_by(col(m.Touchpoint.contact_id), col(m.Touchpoint.occurred_at), col(m.Touchpoint.key))
+    ):
+        touches[cid].append(TouchView(at, channel, source, campaign))
+    for cid, created in chunk:
+        yield "contacts", cid, contact_values(prefix, created, touches.get(cid, []))
 
 
 def _deal_chunk(
@@ -102,7 +119,9 @@ def _deal_chunk(
         yield "deals", deal_id, deal_values(prefix, model, dict(split.get(conv, {})), len(touches.get(conv, ())), days)
 
 
-def plan_changes(engine: Engine, config: Config) -> Iterator[list[PropertyChange]]:
+def plan_changes(
+    engine: Engine, config: Config, *, contact_chunks: Iterable[Sequence[str]] | None = None
+) -> Iterator[list[PropertyChange]]:
     """Chunks of property changes that differ from what was last written and may still be tried."""
     max_attempts = config.writeback.max_attempts
     buffer: list[tuple[ObjectType, str, dict[str, str]]] = []
@@ -135,7 +154,7 @@ def plan_changes(engine: Engine, config: Config) -> Iterator[list[PropertyChange
         buffer.clear()
         return changes
 
-    for item in desired_values(engine, config):
+    for item in desired_values(engine, config, contact_chunks=contact_chunks):
         buffer.append(item)
         if len(buffer) >= CHUNK:
             yield flush()
@@ -144,7 +163,13 @@ def plan_changes(engine: Engine, config: Config) -> Iterator[list[PropertyChange
 
 
 def run_writeback(
-    engine: Engine, config: Config, writer: CRMWriter, *, now: datetime, should_stop: ShouldStop = never
+    engine: Engine,
+    config: Config,
+    writer: CRMWriter,
+    *,
+    now: datetime,
+    should_stop: ShouldStop = never,
+    contact_chunks: Iterable[Sequence[str]] | None = None,
 ) -> WritebackStats:
     stats = WritebackStats()
     wb = config.writeback
@@ -156,30 +181,37 @@ def run_writeback(
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
     changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
 
-    def send(updates: list[PropertyUpdate]) -> None:
-        sending = [c for u in updates for c in changes_by_object[(u.object_type, u.object_id)]]
-        mark_in_flight(engine, sending)
-        result = writer.write(updates)
-        record_outcome(engine, result, changes_by_object, now=now, stats=stats)
-        if should_stop():
-            raise Interrupted(f"stopped during the write-back after {stats.objects_written:,} objects")
+    with ParallelSender(
+        wb.parallel_requests, should_stop=should_stop, describe=lambda: f"after {stats.objects_written:,} objects"
+    ) as sender:
 
-    for changes in plan_changes(engine, config):
-        grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
-        for change in changes:
-            if (change.object_type, change.property) not in owned:  # never touch what isn't ours
-                raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
-            grouped.setdefault((change.object_type, change.object_id), []).append(change)
-        for (object_type, object_id), items in grouped.items():
-            changes_by_object[(object_type, object_id)] = items
-            pending[object_type].append(PropertyUpdate(object_type, object_id, {c.property: c.new for c in items}))
+        def send(updates: list[PropertyUpdate]) -> None:
+            batch = {(u.object_type, u.object_id): changes_by_object.pop((u.object_type, u.object_id)) for u in updates}
+
+            def call() -> None:
+                mark_in_flight(engine, [c for items in batch.values() for c in items])
+                result = writer.write(updates)
+                with sender.lock:
+                    record_outcome(engine, result, batch, now=now, stats=stats)
+
+            sender.submit(call)
+
+        for changes in plan_changes(engine, config, contact_chunks=contact_chunks):
+            grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
+            for change in changes:
+                if (change.object_type, change.property) not in owned:  # never touch what isn't ours
+                    raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
+                grouped.setdefault((change.object_type, change.object_id), []).append(change)
+            for (object_type, object_id), items in grouped.items():
+                changes_by_object[(object_type, object_id)] = items
+                pending[object_type].append(PropertyUpdate(object_type, object_id, {c.property: c.new for c in items}))
+            for queue in pending.values():
+                while len(queue) >= wb.batch_size:
+                    send(queue[: wb.batch_size])
+                    del queue[: wb.batch_size]
         for queue in pending.values():
-            while len(queue) >= wb.batch_size:
-                send(queue[: wb.batch_size])
-                del queue[: wb.batch_size]
-    for queue in pending.values():
-        if queue:
-            send(queue)
+            if queue:
+                send(queue)
     stats.records_given_up = count_given_up(engine, wb.max_attempts)
     return stats
 

@@ -115,17 +115,12 @@ def test_stored_twice_is_stored_once(tmp_path: Path, sandbox: GA4Sandbox, compan
 def test_an_unreadable_row_is_quarantined_not_lost() -> None:
     from closedloop.connectors.ga4.source import _parse_ad_cost_rows
 
-    class Value:
-        def __init__(self, value: str) -> None:
-            self.value = value
-
-    class Row:
-        def __init__(self, dims: list[str], mets: list[str]) -> None:
-            self.dimension_values = [Value(d) for d in dims]
-            self.metric_values = [Value(m) for m in mets]
+    def row(dims: list[str], mets: list[str]) -> dict[str, object]:
+        """A row as the API's JSON carries it."""
+        return {"dimensionValues": [{"value": d} for d in dims], "metricValues": [{"value": m} for m in mets]}
 
     records, quarantined = _parse_ad_cost_rows(
-        [Row(["20260501", "google", "cpc", "brand"], ["12.5"]), Row(["May 1", "g", "cpc", "x"], ["3"])],
+        [row(["20260501", "google", "cpc", "brand"], ["12.5"]), row(["May 1", "g", "cpc", "x"], ["3"])],
         "USD",
     )
     assert records == [AdCostRecord(date(2026, 5, 1), "google", "cpc", "brand", 12.5, "USD")]

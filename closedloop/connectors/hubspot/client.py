@@ -99,6 +99,13 @@ class HubSpotClient:
         every timestamp of every record) is skipped, which is most of a bulk pull's CPU time.
         """
 
+        return self.call_json_status(endpoint, fn, *args, **kwargs)[0]
+
+    def call_json_status(
+        self, endpoint: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[dict[str, Any], int]:
+        """``call_json`` with the HTTP status (a batch write answers 200 or 207)."""
+
         def raw(*a: Any, **kw: Any) -> Any:
             response = fn(*a, _preload_content=False, **kw)
             try:
@@ -106,5 +113,5 @@ class HubSpotClient:
             finally:
                 response.release_conn()
 
-        data: dict[str, Any] = self.call(endpoint, raw, *args, **kwargs)[0]
-        return data
+        data, status, _headers = self.call(endpoint, raw, *args, **kwargs)
+        return data, int(status)

@@ -95,10 +95,9 @@ class HubSpotWriter:
         )
         endpoint = f"POST /crm/v3/objects/{object_type}/batch/update"
         try:
-            data, status, _headers = self.client.call(
-                endpoint,
-                self.client.batch_api(object_type).update_with_http_info,
-                body,
+            # Read as plain JSON: the SDK would parse 100 objects' timestamps we never look at.
+            data, status = self.client.call_json_status(
+                endpoint, self.client.batch_api(object_type).update_with_http_info, body
             )
         except AuthError:
             raise  # the whole run lacks credentials: not a fault of these records
@@ -111,7 +110,7 @@ class HubSpotWriter:
             result.written.extend(items)
             return result
         # Trust the results list for success; errors only explain the rest.
-        succeeded = {str(r.id) for r in getattr(data, "results", None) or []}
+        succeeded = {str(r.get("id")) for r in data.get("results") or []}
         reasons = _failed_ids(data)
         for update in items:
             if update.object_id in succeeded and update.object_id not in reasons:
@@ -122,10 +121,10 @@ class HubSpotWriter:
         return result
 
 
-def _failed_ids(data: Any) -> dict[str, str]:
+def _failed_ids(data: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for error in getattr(data, "errors", None) or []:
-        reason = f"{error.category or 'ERROR'}: {error.message or ''}".strip()
-        for oid in (error.context or {}).get("ids", []) or []:
+    for error in data.get("errors") or []:
+        reason = f"{error.get('category') or 'ERROR'}: {error.get('message') or ''}".strip()
+        for oid in (error.get("context") or {}).get("ids", []) or []:
             out[str(oid)] = reason[:500]
     return out
