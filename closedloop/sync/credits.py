@@ -8,7 +8,6 @@ conversions at a time, which keeps memory flat however many conversions there ar
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,7 +17,7 @@ from sqlmodel import col
 
 from closedloop.attribution.engine import attribute_journeys, fit_data_driven
 from closedloop.attribution.journeys import build_journey
-from closedloop.attribution.types import Journey, Touch
+from closedloop.attribution.types import ConversionKind, Journey, Touch
 from closedloop.config.models import Config
 from closedloop.mapping.conversions import ConversionRow, DealFacts
 from closedloop.store import models as m
@@ -27,6 +26,7 @@ from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 
+CONVERSION_KINDS: tuple[ConversionKind, ...] = ("contact_created", "deal_created", "deal_won")
 CHUNK = 1000  # conversions per write: ~25k credit rows with 7 models, a few MB
 
 
@@ -59,39 +59,53 @@ def write_credits(
         dates = [contacts[c].lead_at for c in deal.contact_ids if c in contacts]
         return min(dates) if dates else None
 
-    journeys: dict[str, list[Journey]] = defaultdict(list)
-    for conv in conversions:
-        if conv.kind == "contact_created" and conv.contact_id is not None and conv.contact_id in contacts:
-            journeys[conv.kind].append(
-                build_journey(
-                    touches[conv.contact_id],
-                    converted_at=conv.occurred_at,
-                    lookback=config.attribution.lookback(conv.kind),
-                    lead_at=contacts[conv.contact_id].lead_at,
-                    conversion_id=conv.id,
-                    value=conv.value,
+    def journeys_of(kind: ConversionKind) -> list[Journey]:
+        out: list[Journey] = []
+        lookback = config.attribution.lookback(kind)
+        for conv in conversions:
+            if conv.kind != kind:
+                continue
+            if kind == "contact_created":
+                if conv.contact_id is None or conv.contact_id not in contacts:
+                    continue
+                out.append(
+                    build_journey(
+                        touches[conv.contact_id],
+                        converted_at=conv.occurred_at,
+                        lookback=lookback,
+                        lead_at=contacts[conv.contact_id].lead_at,
+                        conversion_id=conv.id,
+                        value=conv.value,
+                    )
                 )
-            )
-        elif conv.deal_id in deal_by_id:
-            deal = deal_by_id[conv.deal_id]
-            journeys[conv.kind].append(
-                build_journey(
-                    deal_touches(deal),
-                    converted_at=conv.occurred_at,
-                    lookback=config.attribution.lookback(conv.kind),
-                    lead_at=lead_at(deal),
-                    opportunity_at=deal.opportunity_at or deal.created_at,
-                    won_at=conv.occurred_at if conv.kind == "deal_won" else None,
-                    conversion_id=conv.id,
-                    value=conv.value,
+            elif conv.deal_id in deal_by_id:
+                deal = deal_by_id[conv.deal_id]
+                out.append(
+                    build_journey(
+                        deal_touches(deal),
+                        converted_at=conv.occurred_at,
+                        lookback=lookback,
+                        lead_at=lead_at(deal),
+                        opportunity_at=deal.opportunity_at or deal.created_at,
+                        won_at=conv.occurred_at if kind == "deal_won" else None,
+                        conversion_id=conv.id,
+                        value=conv.value,
+                    )
                 )
-            )
-    nulls = _non_converting_paths(touches, deals, anonymous, deal_touches)
+        return out
+
     counts = DiffCounts()
     models = config.attribution.models
-    for kind, kind_journeys in journeys.items():
+    # One kind at a time: only its journeys and non-converting paths are held.
+    for kind in CONVERSION_KINDS:
+        kind_journeys = journeys_of(kind)
+        if not kind_journeys:
+            continue
         fitted = fit_data_driven(
-            kind_journeys, models=models, config=config.attribution, non_converting_paths=nulls[kind]
+            kind_journeys,
+            models=models,
+            config=config.attribution,
+            non_converting_paths=_non_converting_paths(kind, touches, deals, anonymous, deal_touches),
         )
         for start in range(0, len(kind_journeys), CHUNK):
             if should_stop():
@@ -113,6 +127,7 @@ def write_credits(
                         key=("conversion_id", "touchpoint_id", "model"),
                     )
                 )
+        del kind_journeys, fitted
     with session_scope(engine) as session:
         # Credits of conversions that no longer exist (a deal deleted, a contact merged away).
         gone = session.execute(delete(m.Credit).where(col(m.Credit.conversion_id).not_in(select(col(m.Conversion.id)))))
@@ -134,16 +149,19 @@ def _credit_row(credit: Any, touches: dict[int, Touch]) -> dict[str, Any]:
 
 
 def _non_converting_paths(
-    touches: dict[str, list[Touch]],
+    kind: str,
+    touches: Mapping[str, list[Touch]],
     deals: Sequence[tuple[DealFacts, datetime | None]],
     anonymous: dict[str, list[tuple[datetime, str]]],
     deal_touches: Callable[[DealFacts], list[Touch]],
-) -> dict[str, list[list[str]]]:
-    """Paths that did not convert, per conversion kind: what data-driven models learn 'null' from."""
-    with_deal = {cid for d, _ in deals for cid in d.contact_ids}
-    lost = [d for d, won in deals if won is None and d.closed_at is not None]
-    return {
-        "contact_created": [[channel for _, channel in sorted(v)] for v in anonymous.values()],
-        "deal_created": [[t.channel for t in touches[c]] for c in touches if c not in with_deal and touches[c]],
-        "deal_won": [[t.channel for t in deal_touches(d)] for d in lost if deal_touches(d)],
-    }
+) -> list[list[str]]:
+    """Paths that did not convert to ``kind``: what data-driven models learn 'null' from."""
+    if kind == "contact_created":
+        return [[channel for _, channel in sorted(v)] for v in anonymous.values()]
+    if kind == "deal_created":
+        with_deal = {cid for d, _ in deals for cid in d.contact_ids}
+        return [[t.channel for t in touches[c]] for c in touches if c not in with_deal and touches[c]]
+    if kind == "deal_won":
+        lost = [d for d, won in deals if won is None and d.closed_at is not None]
+        return [[t.channel for t in deal_touches(d)] for d in lost if deal_touches(d)]
+    return []

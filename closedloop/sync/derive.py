@@ -43,7 +43,6 @@ from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.session_links import SessionLinks
 
 CHUNK = 2000
-_NO_CLICK_IDS: dict[str, str] = {}
 Progress = Callable[[str], None]
 
 
@@ -107,8 +106,7 @@ def rebuild(
                 for a in graph.ambiguities[:10]
             ]
             say(f"mapping sessions of {len(contacts):,} contacts")
-            anonymous = _assign_sessions(session, graph, contacts, all_contact_ids, mapper, stats, links)
-            deals = _load_deals(session, graph, milestones)
+            _link_sessions(session, graph, contacts, all_contact_ids, stats, links)
         say("writing touchpoints")
         grouped = links.grouped()
         waiting = next(grouped, None)
@@ -144,6 +142,11 @@ def rebuild(
                 )
             if on_touchpoints is not None:
                 on_touchpoints(scope)
+        # Off the write-back's critical path: what crediting needs beyond touchpoints.
+        say("reading anonymous sessions and deals")
+        anonymous = _anonymous_paths(links, mapper)
+    with Session(engine) as session:
+        deals = _load_deals(session, graph, milestones)
     conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
     for deal, won_at in deals:
         conversions.extend(deal_conversions(deal, won_at))
@@ -203,42 +206,36 @@ def _load_contacts(
     return IdentityGraph.build(keys, merges), contacts, all_ids
 
 
-def _assign_sessions(
+def _link_sessions(
     session: Session,
     graph: IdentityGraph,
     contacts: dict[str, _ContactInfo],
     all_contact_ids: list[str],
-    mapper: ChannelMapper,
     stats: RebuildStats,
     links: SessionLinks,
-) -> dict[str, list[tuple[datetime, str]]]:
-    """Matched sessions are linked to their contact; the rest become anonymous visitors' paths."""
+) -> None:
+    """Link each session a contact claims to that contact; only ids are read, the rest later."""
     position = {cid: i for i, cid in enumerate(all_contact_ids)}
-    anonymous: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    stmt = select(
-        col(m.WebSession.key),
-        col(m.WebSession.client_id),
-        col(m.WebSession.started_at),
-        col(m.WebSession.source),
-        col(m.WebSession.medium),
-        col(m.WebSession.campaign),
-        col(m.WebSession.landing_page),
-        col(m.WebSession.click_ids),
-    )
-    for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in _stream(session, stmt):
-        click_ids = click_ids or _NO_CLICK_IDS
+    stmt = select(col(m.WebSession.key), col(m.WebSession.client_id), col(m.WebSession.click_ids))
+    for key, client_id, click_ids in _stream(session, stmt):
         # The client id first; click ids on the landing URL (gclid, fbclid, msclkid) as well, so
         # a session on a device whose client id never reached a form still finds its contact.
         keys = [IdentityKey("ga_client_id", client_id)]
-        keys += [IdentityKey(kind, value) for kind, value in click_ids.items()]
+        if click_ids:
+            keys += [IdentityKey(kind, value) for kind, value in click_ids.items()]
         contact_id = graph.resolve_any(keys)
         if contact_id is not None and contact_id in contacts:
             stats.sessions_matched += 1
             links.add(key, position[contact_id])
         else:
             stats.sessions_anonymous += 1
-            row = SessionRow(key, client_id, started_at, source, medium, campaign, landing_page, dict(click_ids))
-            anonymous[client_id].append((started_at, mapper.assign(row.raw_touch()).channel))
+
+
+def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper) -> dict[str, list[tuple[datetime, str]]]:
+    """Anonymous visitors' channel paths: what data-driven models learn "no conversion" from."""
+    anonymous: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for row in links.unlinked():
+        anonymous[row.client_id].append((row.started_at, mapper.assign(row.raw_touch()).channel))
     return anonymous
 
 

@@ -111,12 +111,15 @@ def pull_sources(
 
     def pull_one(source: Source, stream: str) -> None:
         progress(f"pulling {stream}")
+        started = time.perf_counter()
         try:
             report.pulled[stream] = dict(
                 pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop)
             )
         except ClosedloopAPIError as exc:
             report.errors.append(f"{stream}: {exc}")
+        finally:
+            report.seconds[f"pull {stream}"] = time.perf_counter() - started
 
     jobs = [(source, stream) for source in sources for stream in source.streams()]
     with ThreadPoolExecutor(max_workers=max(1, len(jobs)), thread_name_prefix="pull") as pool:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, insert, select
 
 from closedloop.mapping.touchpoints import SessionRow
 from closedloop.store import models as m
@@ -67,6 +67,7 @@ class SessionLinks:
     def grouped(self) -> Iterator[tuple[int, list[SessionRow]]]:
         """(contact position, its sessions) in ascending position; contacts with none are skipped."""
         self._flush()
+        Index("closedloop_session_contact_key", self._table.c.session_key).create(self._conn)
         self._conn.commit()
         links = self._table
         sessions = table(m.WebSession)
@@ -105,3 +106,24 @@ class SessionLinks:
                     for _, key, client_id, started_at, source, medium, campaign, landing_page, click_ids in group
                 ],
             )
+
+    def unlinked(self) -> Iterator[SessionRow]:
+        """Sessions no contact claimed (anonymous visitors), read after every link is written."""
+        sessions = table(m.WebSession)
+        stmt = (
+            select(
+                sessions.c.key,
+                sessions.c.client_id,
+                sessions.c.started_at,
+                sessions.c.source,
+                sessions.c.medium,
+                sessions.c.campaign,
+                sessions.c.landing_page,
+                sessions.c.click_ids,
+            )
+            .outerjoin(self._table, self._table.c.session_key == sessions.c.key)
+            .where(self._table.c.session_key.is_(None))
+            .execution_options(yield_per=10_000)
+        )
+        for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in self._conn.execute(stmt):
+            yield SessionRow(key, client_id, started_at, source, medium, campaign, landing_page, click_ids or {})

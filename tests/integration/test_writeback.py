@@ -126,3 +126,33 @@ def test_dry_run_lists_old_and_new_and_writes_nothing(world: World) -> None:
     assert preview and all(c.old is None for c in preview)
     assert all(c.property.startswith("closedloop_") for c in preview)
     assert all(v.get("closedloop_touch_count") is None for v in crm(world, "contacts").values())
+
+
+def _closedloop_values(sandbox: RunningSandbox) -> dict[str, dict[str, str | None]]:
+    company = sandbox.company
+    out: dict[str, dict[str, str | None]] = {}
+    for object_type, ids in (("contacts", [c.id for c in company.contacts]), ("deals", [d.id for d in company.deals])):
+        for object_id in ids:
+            props = sandbox.hubspot.state.get_properties(object_type, object_id)
+            out[f"{object_type}/{object_id}"] = {k: v for k, v in props.items() if k.startswith("closedloop_")}
+    return out
+
+
+def test_the_loop_leaves_the_same_crm_state_on_sqlite_and_on_postgresql(store_url: str, tmp_path: Path) -> None:
+    """The rebuild's temporary table and JSON reads differ by dialect; the CRM must not."""
+    states = []
+    for url in (f"sqlite:///{tmp_path / 'reference.db'}", store_url):
+        with start_sandbox(generate_company(contacts=150, seed=11, now=NOW), now=NOW, burst_limit=100_000) as sandbox:
+            engine = open_store(url)
+            world = World(sandbox, engine, sandbox.config(store_url=url))
+            try:
+                first = world.run()
+                again = world.run()
+            finally:
+                engine.dispose()
+            assert first.status == "ok" and first.rebuild is not None and first.rebuild.sessions_matched > 0
+            assert first.writeback is not None and first.writeback.properties_written > 0
+            assert again.writeback is not None and again.writeback.properties_written == 0
+            states.append(_closedloop_values(sandbox))
+    assert any(values for values in states[1].values())
+    assert states[0] == states[1]
