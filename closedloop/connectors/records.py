@@ -83,10 +83,11 @@ class WebSessionRecord:
 
     @property
     def key(self) -> str:
+        at = self.started_at.isoformat()  # YYYY-MM-DDTHH:MM...; sliced, far cheaper than strftime
         return "|".join(
             (
                 self.client_id,
-                self.started_at.strftime("%Y%m%d%H%M"),
+                at[0:4] + at[5:7] + at[8:10] + at[11:13] + at[14:16],
                 self.source,
                 self.medium,
                 self.campaign,

@@ -15,6 +15,7 @@ from closedloop.connectors.calls import ApiCallLog
 from closedloop.connectors.errors import AuthError
 from closedloop.connectors.hubspot import HubSpotClient, HubSpotSource, HubSpotWriter
 from closedloop.connectors.hubspot import search as search_module
+from closedloop.connectors.hubspot import source as source_module
 from closedloop.connectors.hubspot.parse import hash_email
 from closedloop.connectors.records import ContactRecord, DealContactLink, DealRecord, DealStageEvent
 from closedloop.sandbox.company import (
@@ -139,8 +140,49 @@ def test_deals_with_stage_history_and_contacts(sandbox: HubSpotSandbox) -> None:
         ("closedwon", T0 + timedelta(days=20, hours=3)),
     ]
     assert sorted(link.contact_id for link in links if link.deal_id == "9003") == ["103", "104"]
-    assert log.total(endpoint_contains="deals/batch/read") == 1
+    # The first pull lists (history included, 50 a call) after one search for the newest change.
+    assert log.total(endpoint_contains="GET /crm/v3/objects/deals") == 1
+    assert log.total(endpoint_contains="deals/search") == 1
+    assert log.total(endpoint_contains="deals/batch/read") == 0
     assert log.total(endpoint_contains="associations") == 1
+
+
+def test_after_the_first_listing_only_changed_deals_are_searched(sandbox: HubSpotSandbox) -> None:
+    source, _, log = connect(sandbox)
+    listed, cursor = pull_all(source, "hubspot.deals")
+    assert cursor is not None and "listing_after" not in cursor and cursor["since_ms"] is not None
+    newest = max(d.updated_at for d in listed if isinstance(d, DealRecord))
+    sandbox.state.write("deals", "9003", {"amount": "4500"}, now=T0 + timedelta(days=40))
+    changed, _ = pull_all(source, "hubspot.deals", cursor)
+    deals = {d.crm_id: d for d in changed if isinstance(d, DealRecord)}
+    assert deals["9003"].amount == 4500.0
+    # Besides it, only deals changed within the clock margin before the listing are read again.
+    margin = timedelta(milliseconds=source_module.CLOCK_MARGIN_MS)
+    assert all(d.updated_at >= newest - margin for i, d in deals.items() if i != "9003")
+    assert len(deals) < len([d for d in listed if isinstance(d, DealRecord)])
+    assert {e.stage for e in changed if isinstance(e, DealStageEvent) and e.deal_id == "9003"} == {
+        "appointmentscheduled",
+        "closedwon",
+    }
+    assert log.total(endpoint_contains="GET /crm/v3/objects/deals") == 1  # listed once, never again
+    assert log.total(endpoint_contains="deals/batch/read") == 1  # the history of the changed deals
+
+
+def test_an_interrupted_listing_resumes_where_its_cursor_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source_module, "ASSOCIATION_BATCH", 100)  # a batch (and a cursor) per 100 deals
+    state = HubSpotState()
+    state.load_company(company(460, deals=450))
+    with HubSpotSandbox(state, access_token=TOKEN, burst_limit=10_000, search_per_second=1000) as sb:
+        source, _, log = connect(sb)
+        first = next(iter(source.pull("hubspot.deals", None, now=T0 + timedelta(days=60))))
+        assert first.cursor is not None and first.cursor["listing_after"]
+        seen = {r.crm_id for r in first.records if isinstance(r, DealRecord)}
+        rest, cursor = pull_all(source, "hubspot.deals", first.cursor)  # a new process, from the stored cursor
+    later = [r.crm_id for r in rest if isinstance(r, DealRecord)]
+    assert len(seen) == 100 and len(later) == 350
+    assert not seen & set(later) and len(seen | set(later)) == 450
+    assert cursor is not None and "listing_after" not in cursor
+    assert log.total(endpoint_contains="deals/search") == 1  # the newest-change probe ran once
 
 
 def test_search_window_restarts_past_the_result_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,8 +294,12 @@ def test_deal_pages_are_gathered_so_association_reads_are_full() -> None:
     state.load_company(company(460, deals=450))
     with HubSpotSandbox(state, access_token=TOKEN, burst_limit=10_000, search_per_second=1000) as sb:
         source, _, log = connect(sb, page=200)
-        records, _ = pull_all(source, "hubspot.deals")
-    assert len([r for r in records if isinstance(r, DealRecord)]) == 450
-    assert log.total(endpoint_contains="deals/search") == 3
+        listed, _ = pull_all(source, "hubspot.deals")
+        assert len([r for r in listed if isinstance(r, DealRecord)]) == 450
+        assert log.total(endpoint_contains="GET /crm/v3/objects/deals") == 9  # 50 per call with history
+        assert log.total(endpoint_contains="associations") == 1  # 450 ids in one read of up to 1,000
+        searched, _ = pull_all(source, "hubspot.deals", {"since_ms": 0, "ids_at_since": []})
+    assert len([r for r in searched if isinstance(r, DealRecord)]) == 450
+    assert log.total(endpoint_contains="deals/search") == 1 + 3
     assert log.total(endpoint_contains="deals/batch/read") == 9  # 50 per call with history
-    assert log.total(endpoint_contains="associations") == 1  # 450 ids in one read of up to 1,000
+    assert log.total(endpoint_contains="associations") == 2

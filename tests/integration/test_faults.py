@@ -57,7 +57,7 @@ COMPARED_TABLES = (
 
 CONTACT_SEARCH = "POST /crm/v3/objects/contacts/search"
 DEAL_SEARCH = "POST /crm/v3/objects/deals/search"
-DEAL_HISTORY = "POST /crm/v3/objects/deals/batch/read"
+DEAL_LIST = "GET /crm/v3/objects/{objectType}"  # the first pull lists deals, history included
 ASSOCIATIONS = "POST /crm/v4/associations/deals/contacts/batch/read"
 BATCH_UPDATE = "POST */batch/update"
 RUN_REPORT = "POST /v1beta/properties/*:runReport"
@@ -250,7 +250,7 @@ def test_ga4_resource_exhausted_is_retried(company: Company, clean: Outcome, tmp
 def test_server_errors_on_every_kind_of_call_are_retried(company: Company, clean: Outcome, tmp_path: Path) -> None:
     rules = [
         server_error(500, 2, endpoint=CONTACT_SEARCH, skip=2),
-        server_error(502, 2, endpoint=DEAL_HISTORY),
+        server_error(502, 2, endpoint=DEAL_LIST),
         server_error(503, 2, endpoint=ASSOCIATIONS),
         server_error(503, 2, endpoint=BATCH_UPDATE, skip=3),
         server_error(500, 2, endpoint=RUN_REPORT, skip=1),

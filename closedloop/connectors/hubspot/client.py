@@ -48,6 +48,7 @@ class HubSpotClient:
         self.contacts_search = crm.contacts.search_api
         self.contacts_batch = crm.contacts.batch_api
         self.deals_search = crm.deals.search_api
+        self.deals_basic = crm.deals.basic_api
         self.deals_batch = crm.deals.batch_api
         self.properties = crm.properties.core_api
         self.property_groups = crm.properties.groups_api
@@ -62,6 +63,7 @@ class HubSpotClient:
             self.contacts_search,
             self.contacts_batch,
             self.deals_search,
+            self.deals_basic,
             self.deals_batch,
             self.properties,
             self.property_groups,

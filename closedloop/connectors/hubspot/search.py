@@ -81,7 +81,7 @@ def search_modified(
                 endpoint, api.do_search_with_http_info, _request(filters, modified_property, props, page_size, after)
             )
             yield advance(list(page.get("results") or [])), state()
-            nxt = _next_after(page)
+            nxt = next_after(page)
             if nxt is None:
                 exhausted = True
                 break
@@ -129,7 +129,7 @@ def _read_instant_by_id(
             if results:
                 last_id = max(last_id, *(int(o["id"]) for o in results))
             yield fresh, state()
-            nxt = _next_after(page)
+            nxt = next_after(page)
             if nxt is None:
                 return
             after = nxt
@@ -137,6 +137,25 @@ def _read_instant_by_id(
                 break
 
 
-def _next_after(page: dict[str, Any]) -> str | None:
+def newest_modified_ms(client: HubSpotClient, object_type: str, *, modified_property: str) -> int | None:
+    """The newest modification time of any object: where an incremental search may start
+    after a full listing that began after this call (one search call)."""
+    page = client.call_json(
+        f"POST /crm/v3/objects/{object_type}/search",
+        client.search_api(object_type).do_search_with_http_info,
+        PublicObjectSearchRequest(
+            sorts=[{"propertyName": modified_property, "direction": "DESCENDING"}],
+            properties=[modified_property],
+            limit=1,
+        ),
+    )
+    for obj in page.get("results") or []:
+        stamp = parse_time((obj.get("properties") or {}).get(modified_property)) or parse_time(obj.get("updatedAt"))
+        if stamp is not None:
+            return epoch_ms(stamp)
+    return None
+
+
+def next_after(page: dict[str, Any]) -> str | None:
     after = ((page.get("paging") or {}).get("next") or {}).get("after")
     return str(after) if after else None

@@ -20,11 +20,13 @@ from closedloop.connectors.hubspot.parse import (
     parse_pipelines,
     parse_stage_history,
 )
-from closedloop.connectors.hubspot.search import search_modified
+from closedloop.connectors.hubspot.search import newest_modified_ms, next_after, search_modified
 from closedloop.connectors.records import Batch, DealContactLink, QuarantinedRecord
 
-HISTORY_BATCH = 50  # batch read with propertiesWithHistory takes at most 50 inputs
+HISTORY_BATCH = 50  # reads with propertiesWithHistory take (or list) at most 50 objects
 ASSOCIATION_BATCH = 1000
+LISTING_AFTER = "listing_after"  # in the deals cursor while the first full listing is under way
+CLOCK_MARGIN_MS = 5 * 60 * 1000
 
 
 class HubSpotSource:
@@ -74,6 +76,52 @@ class HubSpotSource:
             yield Batch("hubspot.contacts", records, next_cursor, quarantined)
 
     def pull_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
+        """The first pull lists every deal; later pulls search for the ones modified since."""
+        if cursor is None or LISTING_AFTER in cursor:
+            yield from self.list_all_deals(cursor)
+        else:
+            yield from self.search_modified_deals(cursor)
+
+    def list_all_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
+        """Every deal with its stage history in one call per 50 (list with ``propertiesWithHistory``).
+
+        A first pull by search would cost a search call per 200 deals, on search's own
+        5-calls-a-second cap, plus a batch read per 50 for the history: listing is both fewer
+        calls and off that cap.  The cursor keeps the list's ``after`` so a restart resumes
+        the listing, and the time of the newest modification seen *before* the listing began
+        (minus a margin for HubSpot's clocks), so the next pull's search picks up every deal
+        changed while the listing ran.
+        """
+        state = dict(cursor or {})
+        if "since_ms" not in state:
+            newest = newest_modified_ms(self.client, "deals", modified_property="hs_lastmodifieddate")
+            state["since_ms"] = None if newest is None else newest - CLOCK_MARGIN_MS
+            state["ids_at_since"] = []
+        after: str | None = state.get(LISTING_AFTER) or None
+        gathered: list[Any] = []
+        while True:
+            page = self.client.call_json(
+                "GET /crm/v3/objects/deals",
+                self.client.deals_basic.get_page_with_http_info,
+                limit=HISTORY_BATCH,
+                after=after,
+                properties=DEAL_PROPERTIES,
+                properties_with_history=["dealstage"],
+                archived=False,
+            )
+            gathered.extend(page.get("results") or [])
+            after = next_after(page)
+            if after is None or len(gathered) + HISTORY_BATCH > ASSOCIATION_BATCH:
+                done = after is None
+                next_cursor = {k: v for k, v in state.items() if k != LISTING_AFTER}
+                if not done:
+                    next_cursor[LISTING_AFTER] = after
+                yield self._deal_batch(gathered, next_cursor, history_included=True)
+                gathered = []
+                if done:
+                    return
+
+    def search_modified_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         """Deals with their stage history and contacts, one batch per ~1,000 deals.
 
         Search pages hold 200 deals but an association read takes 1,000, so pages are gathered
@@ -98,7 +146,7 @@ class HubSpotSource:
         if unsent_cursor is not None:
             yield self._deal_batch(gathered, unsent_cursor)
 
-    def _deal_batch(self, objects: list[Any], cursor: dict[str, Any]) -> Batch:
+    def _deal_batch(self, objects: list[Any], cursor: dict[str, Any], *, history_included: bool = False) -> Batch:
         records: list[Any] = []
         quarantined: list[QuarantinedRecord] = []
         pipelines: dict[str, str | None] = {}
@@ -111,7 +159,12 @@ class HubSpotSource:
             records.append(deal)
             pipelines[deal.crm_id] = deal.pipeline
         ids = list(pipelines)
-        records.extend(self.pull_deal_stage_history(ids, pipelines))
+        if history_included:
+            for obj in objects:
+                if str(obj["id"]) in pipelines:
+                    records.extend(parse_stage_history(obj, pipelines[str(obj["id"])]))
+        else:
+            records.extend(self.pull_deal_stage_history(ids, pipelines))
         records.extend(self.pull_deal_contact_links(ids))
         return Batch("hubspot.deals", records, cursor, quarantined)
 
