@@ -261,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         report1, limiter1, started1 = _run(config, NOW, memory)
     parent.send("stats")
     stats1 = parent.recv()
-    report2, _limiter2, _ = _run(config, NOW + timedelta(seconds=report1.duration_s))
+    with PhaseMemory() as memory2:
+        report2, _limiter2, _ = _run(config, NOW + timedelta(seconds=report1.duration_s), memory2)
     parent.send("stats")
     stats2 = parent.recv()
     parent.send("stop")
@@ -293,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         f"\npeak RSS of the pipeline process: {_peak_rss_mb():,.0f} MB (before the runs: {rss_before:,.0f} MB; "
         f"target < 400 MB)"
     )
-    print("  peak RSS by phase of the first run: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in memory.peaks.items()))
+    for title, sampled in (("first", memory), ("second", memory2)):
+        phases = ", ".join(f"{k} {v:,.0f} MB" for k, v in sampled.peaks.items())
+        print(f"  peak RSS by phase of the {title} run: {phases}")
     _print_run("second run", report2)
     writes = {k: v for k, v in _calls(report2, "hubspot").items() if not k.startswith("GET") and "search" not in k
               and "batch/read" not in k}

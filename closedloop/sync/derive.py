@@ -14,13 +14,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlmodel import Session, col
 
 from closedloop.attribution.types import Touch
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.conversions import (
+    ConversionRow,
     DealFacts,
     contact_conversion,
     deal_conversions,
@@ -150,20 +151,36 @@ def rebuild(
     conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
     for deal, won_at in deals:
         conversions.extend(deal_conversions(deal, won_at))
-    with session_scope(engine) as session:
-        stats.conversions.add(
-            replace_scope(
-                session,
-                table(m.Conversion),
-                scope_column="kind",
-                scope_values=["contact_created", "deal_created", "deal_won"],
-                rows=[shallow_dict(c) for c in conversions],
-                key=("id",),
-            )
-        )
+    stats.conversions.add(_write_conversions(engine, conversions))
     say("attributing conversions")
     stats.credits.add(write_credits(engine, config, contacts, deals, conversions, anonymous, should_stop=should_stop))
     return stats
+
+
+def _write_conversions(engine: Engine, conversions: list[ConversionRow]) -> DiffCounts:
+    """Diff-written a chunk of ids at a time (a single scope held every stored row at once),
+    then conversions that no longer exist are deleted."""
+    counts = DiffCounts()
+    for start in range(0, len(conversions), CHUNK):
+        chunk = conversions[start : start + CHUNK]
+        with session_scope(engine) as session:
+            counts.add(
+                replace_scope(
+                    session,
+                    table(m.Conversion),
+                    scope_column="id",
+                    scope_values=[c.id for c in chunk],
+                    rows=[shallow_dict(c) for c in chunk],
+                    key=("id",),
+                )
+            )
+    wanted = {c.id for c in conversions}
+    with session_scope(engine) as session:
+        stale = [cid for (cid,) in _stream(session, select(col(m.Conversion.id))) if cid not in wanted]
+        for start in range(0, len(stale), CHUNK):
+            session.execute(delete(m.Conversion).where(col(m.Conversion.id).in_(stale[start : start + CHUNK])))
+    counts.deleted += len(stale)
+    return counts
 
 
 def _load_contacts(
