@@ -20,6 +20,7 @@ from closedloop.attribution.journeys import build_journey
 from closedloop.attribution.types import ConversionKind, Journey, Touch
 from closedloop.config.models import Config
 from closedloop.mapping.conversions import ConversionRow, DealFacts
+from closedloop.memory import release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
@@ -128,6 +129,7 @@ def write_credits(
                     )
                 )
         del kind_journeys, fitted
+        release_free_memory()
     with session_scope(engine) as session:
         # Credits of conversions that no longer exist (a deal deleted, a contact merged away).
         gone = session.execute(delete(m.Credit).where(col(m.Credit.conversion_id).not_in(select(col(m.Conversion.id)))))

@@ -34,6 +34,7 @@ from closedloop.mapping.touchpoints import (
     SessionRow,
     contact_touchpoints,
 )
+from closedloop.memory import release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
@@ -144,6 +145,7 @@ def rebuild(
             if on_touchpoints is not None:
                 on_touchpoints(scope)
         # Off the write-back's critical path: what crediting needs beyond touchpoints.
+        release_free_memory()  # sessions and touchpoint rows are gone; touches stay
         say("reading anonymous sessions and deals")
         anonymous = _anonymous_paths(links, mapper)
     with Session(engine) as session:

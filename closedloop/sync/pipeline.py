@@ -18,6 +18,7 @@ from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog
 from closedloop.connectors.errors import ClosedloopAPIError
+from closedloop.memory import limit_malloc_arenas, release_free_memory
 from closedloop.store.engine import session_scope
 from closedloop.store.ingest import store_batch
 from closedloop.store.models import SyncRun
@@ -146,6 +147,7 @@ def run_once(
     ``pull=False`` recomputes from the stored raw data only: after a mapping or model change.
     """
     say = progress or (lambda _msg: None)
+    limit_malloc_arenas()
     started = clock()
     with session_scope(engine) as session:
         run = SyncRun(job=job, started_at=now, status="running")
@@ -160,6 +162,7 @@ def run_once(
         if should_stop():
             raise Interrupted("stopped after the pull, before the rebuild")
         report.seconds["pull"], mark = clock() - mark, clock()
+        release_free_memory()  # the pull's pages are gone; the rebuild should not stack on them
         if writer is not None and config.writeback.enabled and not report.errors:
             say("rebuilding touchpoints and credits, writing back to the CRM as they are ready")
             both = rebuild_and_write_back(
@@ -186,6 +189,7 @@ def run_once(
         report.duration_s = clock() - started
         report.api_calls = log.by_endpoint()
         _finish(engine, report, now=now)
+        release_free_memory()  # `serve` lives on between runs
     return report
 
 

@@ -35,8 +35,8 @@ CHUNK = 2000
 
 def desired_values(
     engine: Engine, config: Config, *, contact_chunks: Iterable[Sequence[str]] | None = None
-) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
-    """Every object's closedloop properties as they should read now, streamed in chunks.
+) -> Iterator[list[tuple[ObjectType, str, dict[str, str]]]]:
+    """Every object's closedloop properties as they should read now, a chunk of objects at a time.
 
     ``contact_chunks`` (ids, in any grouping) lets a rebuild running at the same time hand over
     contacts as soon as their touchpoints are committed; deals follow once it is exhausted,
@@ -46,11 +46,11 @@ def desired_values(
     prefix, model = config.writeback.property_prefix, config.attribution.primary_model
     with Session(engine) as session:
         for ids in contact_chunks if contact_chunks is not None else _stored_contact_chunks(session):
-            yield from _contact_chunk(session, list(ids), prefix)
+            yield list(_contact_chunk(session, list(ids), prefix))
         deal_ids = [d for (d,) in session.execute(select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
         for start in range(0, len(deal_ids), CHUNK):
             chunk_ids = deal_ids[start : start + CHUNK]
-            yield from _deal_chunk(session, chunk_ids, prefix, model)
+            yield list(_deal_chunk(session, chunk_ids, prefix, model))
 
 
 def _stored_contact_chunks(session: Session) -> Iterator[list[str]]:
@@ -154,12 +154,12 @@ def plan_changes(
         buffer.clear()
         return changes
 
-    for item in desired_values(engine, config, contact_chunks=contact_chunks):
-        buffer.append(item)
-        if len(buffer) >= CHUNK:
+    # A chunk is planned as soon as it arrives: with a rebuild running beside, the next chunk
+    # may be seconds away, and its contacts' changes should be on their way meanwhile.
+    for chunk in desired_values(engine, config, contact_chunks=contact_chunks):
+        buffer.extend(chunk)
+        if buffer:
             yield flush()
-    if buffer:
-        yield flush()
 
 
 def run_writeback(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,3 +157,35 @@ def test_the_loop_leaves_the_same_crm_state_on_sqlite_and_on_postgresql(store_ur
             states.append(_closedloop_values(sandbox))
     assert any(values for values in states[1].values())
     assert states[0] == states[1]
+
+
+def test_contacts_are_written_while_the_rebuild_credits_and_deals_only_after(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overlap: contacts go out as their touchpoints commit; a rebuild that fails at crediting
+    leaves every deal unwritten and its own error reported, not the write-back's."""
+    from closedloop.sync import derive
+
+    sent: list[str] = []
+
+    def failing_credits(*args: object, **kwargs: object) -> None:
+        deadline = time.monotonic() + 10
+        while not sent and time.monotonic() < deadline:  # the write-back thread is already at work
+            time.sleep(0.01)
+        raise RuntimeError("crediting failed")
+
+    monkeypatch.setattr(derive, "write_credits", failing_credits)
+    connectors = build_connectors(world.config, sleep=lambda _s: None)
+    writer = connectors.writer
+    assert writer is not None
+    original = writer.write
+
+    def recording_write(updates: list[PropertyUpdate]) -> object:
+        sent.extend(u.object_type for u in updates)
+        return original(updates)
+
+    monkeypatch.setattr(writer, "write", recording_write)
+    with pytest.raises(RuntimeError, match="crediting failed"):
+        run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=writer,
+                 log=connectors.log, now=NOW)
+    assert "contacts" in sent and "deals" not in sent
