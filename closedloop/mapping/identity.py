@@ -104,9 +104,12 @@ class IdentityGraph:
                 continue
             previous = graph._survivor.get(merged)
             if previous is not None and previous != surviving:
-                graph.merge_problems.append(MergeProblem(
-                    merged, f"merged into both {previous!r} and {surviving!r}; kept {previous!r}",
-                ))
+                graph.merge_problems.append(
+                    MergeProblem(
+                        merged,
+                        f"merged into both {previous!r} and {surviving!r}; kept {previous!r}",
+                    )
+                )
                 continue
             graph._survivor[merged] = surviving
         graph._break_cycles()
@@ -142,12 +145,20 @@ class IdentityGraph:
                 path.append(node)
                 node = self._survivor[node]
             if node in seen:
-                cycle = path[path.index(node):]
+                cycle = path[path.index(node) :]
                 winner = min(cycle)
                 del self._survivor[winner]
-                self.merge_problems.append(MergeProblem(
-                    winner, f"merge cycle {' -> '.join([*cycle, node])}; {winner!r} survives",
-                ))
+                self.merge_problems.append(
+                    MergeProblem(
+                        winner,
+                        f"merge cycle {' -> '.join([*cycle, node])}; {winner!r} survives",
+                    )
+                )
+
+    def forget_keys(self) -> None:
+        """Drop the key index (most of the graph's memory) once no more keys will be resolved;
+        ``canonical`` and the recorded ambiguities remain."""
+        self._owners = {}
 
     def canonical(self, contact_id: str) -> str:
         """The surviving contact after following every merge (chains compress as they are read)."""

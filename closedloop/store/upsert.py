@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam
@@ -25,7 +26,8 @@ def upsert(
     if not rows:
         return 0
     # One statement per distinct key: PostgreSQL refuses two rows for one key in one INSERT.
-    unique = list({tuple(r[k] for k in key): r for r in rows}.values())
+    key_of = itemgetter(*key)
+    unique = list({key_of(r): r for r in rows}.values())
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     columns = list(unique[0].keys())
@@ -60,17 +62,20 @@ def _driver_executemany(
     if not set(compiled.binds) <= set(columns):
         return False
     processors = {name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns}
+    converted = {name: process for name, process in processors.items() if process is not None}
     order = list(compiled.positiontup) if dialect.positional and compiled.positiontup else None
     names = order if order is not None else list(columns)
-    steps = [(name, processors[name]) for name in names]
+    values_of = itemgetter(*names)
     for start in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[start : start + _CHUNK_ROWS]
-        values = [
-            [process(row[name]) if process is not None else row[name] for name, process in steps] for row in chunk
-        ]
-        params: list[Any] = (
-            [tuple(v) for v in values] if order is not None else [dict(zip(names, v, strict=True)) for v in values]
-        )
+        if converted:  # only the columns whose type converts (dates, JSON) go through Python
+            chunk = [{**row, **{n: process(row[n]) for n, process in converted.items()}} for row in chunk]
+        if order is not None:
+            params: list[Any] = (
+                [values_of(row) for row in chunk] if len(names) > 1 else [(row[names[0]],) for row in chunk]
+            )
+        else:
+            params = [{name: row[name] for name in names} for row in chunk]
         connection.exec_driver_sql(compiled.string, params)
     return True
 

@@ -45,7 +45,7 @@ def write_credits(
     contacts: Mapping[str, ContactView],
     deals: Sequence[tuple[DealFacts, datetime | None]],
     conversions: Sequence[ConversionRow],
-    anonymous: dict[str, list[tuple[datetime, str]]],
+    anonymous: list[list[str]],
     *,
     should_stop: ShouldStop = never,
 ) -> DiffCounts:
@@ -154,12 +154,12 @@ def _non_converting_paths(
     kind: str,
     touches: Mapping[str, list[Touch]],
     deals: Sequence[tuple[DealFacts, datetime | None]],
-    anonymous: dict[str, list[tuple[datetime, str]]],
+    anonymous: list[list[str]],
     deal_touches: Callable[[DealFacts], list[Touch]],
 ) -> list[list[str]]:
     """Paths that did not convert to ``kind``: what data-driven models learn 'null' from."""
     if kind == "contact_created":
-        return [[channel for _, channel in sorted(v)] for v in anonymous.values()]
+        return anonymous  # anonymous visitors' paths, in time order
     if kind == "deal_created":
         with_deal = {cid for d, _ in deals for cid in d.contact_ids}
         return [[t.channel for t in touches[c]] for c in touches if c not in with_deal and touches[c]]

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
@@ -109,6 +110,7 @@ def rebuild(
             ]
             say(f"mapping sessions of {len(contacts):,} contacts")
             _link_sessions(session, graph, contacts, all_contact_ids, stats, links)
+            graph.forget_keys()  # sessions are linked; only merges are asked about from here on
         say("writing touchpoints")
         grouped = links.grouped()
         waiting = next(grouped, None)
@@ -250,12 +252,14 @@ def _link_sessions(
             stats.sessions_anonymous += 1
 
 
-def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper) -> dict[str, list[tuple[datetime, str]]]:
-    """Anonymous visitors' channel paths: what data-driven models learn "no conversion" from."""
-    anonymous: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for row in links.unlinked():
-        anonymous[row.client_id].append((row.started_at, mapper.assign(row.raw_touch()).channel))
-    return anonymous
+def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper) -> list[list[str]]:
+    """Anonymous visitors' channel paths, in time order: what data-driven models learn "no
+    conversion" from.  Only the channels are kept (shared strings): a pointer per session."""
+    paths: list[list[str]] = []
+    for _client_id, visits in groupby(links.unlinked(), key=lambda row: row.client_id):
+        touches = sorted((row.started_at, mapper.assign(row.raw_touch()).channel) for row in visits)
+        paths.append([channel for _, channel in touches])
+    return paths
 
 
 def _load_deals(

@@ -108,7 +108,8 @@ class SessionLinks:
             )
 
     def unlinked(self) -> Iterator[SessionRow]:
-        """Sessions no contact claimed (anonymous visitors), read after every link is written."""
+        """Sessions no contact claimed (anonymous visitors), by visitor and time, read after every
+        link is written."""
         sessions = table(m.WebSession)
         stmt = (
             select(
@@ -123,6 +124,7 @@ class SessionLinks:
             )
             .outerjoin(self._table, self._table.c.session_key == sessions.c.key)
             .where(self._table.c.session_key.is_(None))
+            .order_by(sessions.c.client_id, sessions.c.started_at)
             .execution_options(yield_per=10_000)
         )
         for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in self._conn.execute(stmt):
