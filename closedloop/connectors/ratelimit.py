@@ -41,6 +41,7 @@ HUBSPOT_TIERS: dict[str, tuple[int, int]] = {
 HUBSPOT_SEARCH_PER_SECOND = 5
 _POLL_S = 0.005  # how often to look again while every slot is held by a call in flight
 _DAY_S = 86_400.0
+_SEARCH_READY_S = 1.0  # a search caller that stopped asking this long ago has gone away
 
 
 class BudgetExhaustedError(FatalAPIError):
@@ -82,9 +83,9 @@ class RollingWindow:
             self._answered.popleft()
         return len(self._answered) + self.in_flight
 
-    def wait_s(self, now: float) -> float:
-        """0 when a call may start now, else how long until one may."""
-        excess = self.used(now) - self.limit  # >= 0 means full
+    def wait_s(self, now: float, *, reserve: int = 0) -> float:
+        """0 when a call may start now, else how long until one may (leaving ``reserve`` slots)."""
+        excess = self.used(now) + reserve - self.limit  # >= 0 means full
         if excess < 0:
             return 0.0
         if excess >= len(self._answered):
@@ -143,6 +144,7 @@ class HubSpotLimiter:
         self._day_started = clock()
         self._lock = threading.Lock()
         self._pending = _Pending()
+        self._search_ready_at: float | None = None
         self.waited_s = 0.0
         self.calls = 0
 
@@ -174,8 +176,17 @@ class HubSpotLimiter:
                 windows = [self.search] if search else []
                 if not search or self.search_counts_toward_burst:
                     windows.append(self.burst)
-                wait = max(w.wait_s(now) for w in windows)
+                if search:
+                    search_wait = self.search.wait_s(now)
+                    burst_wait = self.burst.wait_s(now) if self.burst in windows else 0.0
+                    if search_wait <= 0 < burst_wait:
+                        self._search_ready_at = now  # blocked by the burst window alone: next in line
+                    wait = max(search_wait, burst_wait)
+                else:
+                    wait = self.burst.wait_s(now, reserve=self._search_reserve(now))
                 if wait <= 0:
+                    if search:
+                        self._search_ready_at = None
                     for window in windows:
                         window.take()
                     self._pending.windows = windows
@@ -184,6 +195,16 @@ class HubSpotLimiter:
                     return
                 self.waited_s += wait
             self.sleep(wait)
+
+    def _search_reserve(self, now: float) -> int:
+        """One burst slot kept for a search call that waits only for it.
+
+        Search has its own cap (5 a second) and shares the burst window with everything else;
+        a slot that frees up goes to search first, because search is the scarcer lane: a pull
+        of 100,000 contacts is 500 searches, 100 s at the cap, however fast the rest goes.
+        """
+        ready = self._search_ready_at
+        return 1 if ready is not None and now - ready < _SEARCH_READY_S else 0
 
     def _release_forgotten(self, now: float) -> None:
         """A call that ended without ``observe`` (an untranslated error) frees its slot now."""

@@ -309,3 +309,33 @@ def test_salesforce_keeps_a_reserve_of_the_allocation() -> None:
 def test_header_lookup_is_case_insensitive() -> None:
     assert header({"Sforce-Limit-Info": "x"}, "SFORCE-LIMIT-INFO") == "x"
     assert header(None, "a") is None
+
+
+def test_a_freed_burst_slot_is_kept_for_the_search_call_waiting_for_it() -> None:
+    """Search is the scarcer lane (its own 5-a-second cap): while a search call waits for the
+    burst window alone, a slot that frees up is not taken by another kind of call."""
+    now = [0.0]
+
+    class SearchWentAway(Exception):
+        pass
+
+    def search_sleep(seconds: float) -> None:
+        raise SearchWentAway  # stop the search call at its first wait, its place in line marked
+
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = HubSpotLimiter(burst_limit=2, window_s=10, margin=0.0, clock=lambda: now[0], sleep=search_sleep)
+    for at in (0.0, 1.0):  # the window is full until 10.0, then half full until 11.0
+        now[0] = at
+        limiter.acquire(READ)
+        limiter.observe(READ, None)
+    now[0] = 9.6
+    with pytest.raises(SearchWentAway):
+        limiter.acquire(SEARCH)  # only the burst window holds it back
+    limiter.sleep = advance
+    now[0] = 10.1  # one slot is free again: it stays free for the search call
+    limiter.acquire(READ)
+    assert now[0] >= 10.6  # the read went only once the search caller had been gone a second
+
+
