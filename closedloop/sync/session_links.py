@@ -9,7 +9,7 @@ reads the sessions back joined to it, ordered by contact: one contact's sessions
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -72,17 +72,7 @@ class SessionLinks:
         links = self._table
         sessions = table(m.WebSession)
         stmt = (
-            select(
-                links.c.contact_position,
-                sessions.c.key,
-                sessions.c.client_id,
-                sessions.c.started_at,
-                sessions.c.source,
-                sessions.c.medium,
-                sessions.c.campaign,
-                sessions.c.landing_page,
-                sessions.c.click_ids,
-            )
+            select(links.c.contact_position, *_session_columns())
             .join(sessions, sessions.c.key == links.c.session_key)
             .order_by(links.c.contact_position)
             .execution_options(yield_per=10_000)
@@ -90,42 +80,48 @@ class SessionLinks:
         shared: dict[str, str] = {}  # one copy of each repeated source, medium, campaign, page
         rows = self._conn.execute(stmt)
         for position, group in groupby(rows, key=lambda row: int(row[0])):
-            yield (
-                position,
-                [
-                    SessionRow(
-                        key,
-                        client_id,
-                        started_at,
-                        shared.setdefault(source, source),
-                        shared.setdefault(medium, medium),
-                        shared.setdefault(campaign, campaign),
-                        shared.setdefault(landing_page, landing_page),
-                        click_ids=dict(click_ids) if click_ids else _NO_CLICK_IDS,
-                    )
-                    for _, key, client_id, started_at, source, medium, campaign, landing_page, click_ids in group
-                ],
-            )
+            yield position, [_session_row(row[1:], shared) for row in group]
 
     def unlinked(self) -> Iterator[SessionRow]:
         """Sessions no contact claimed (anonymous visitors), by visitor and time, read after every
         link is written."""
         sessions = table(m.WebSession)
         stmt = (
-            select(
-                sessions.c.key,
-                sessions.c.client_id,
-                sessions.c.started_at,
-                sessions.c.source,
-                sessions.c.medium,
-                sessions.c.campaign,
-                sessions.c.landing_page,
-                sessions.c.click_ids,
-            )
+            select(*_session_columns())
             .outerjoin(self._table, self._table.c.session_key == sessions.c.key)
             .where(self._table.c.session_key.is_(None))
             .order_by(sessions.c.client_id, sessions.c.started_at)
             .execution_options(yield_per=10_000)
         )
-        for key, client_id, started_at, source, medium, campaign, landing_page, click_ids in self._conn.execute(stmt):
-            yield SessionRow(key, client_id, started_at, source, medium, campaign, landing_page, click_ids or {})
+        shared: dict[str, str] = {}
+        for row in self._conn.execute(stmt):
+            yield _session_row(row, shared)
+
+
+def _session_columns() -> list[Any]:
+    sessions = table(m.WebSession)
+    return [
+        sessions.c.key,
+        sessions.c.client_id,
+        sessions.c.started_at,
+        sessions.c.source,
+        sessions.c.medium,
+        sessions.c.campaign,
+        sessions.c.landing_page,
+        sessions.c.click_ids,
+    ]
+
+
+def _session_row(values: Sequence[Any], shared: dict[str, str]) -> SessionRow:
+    """A row of ``_session_columns``; repeated source, medium, campaign and page share one copy."""
+    key, client_id, started_at, source, medium, campaign, landing_page, click_ids = values
+    return SessionRow(
+        key,
+        client_id,
+        started_at,
+        shared.setdefault(source, source),
+        shared.setdefault(medium, medium),
+        shared.setdefault(campaign, campaign),
+        shared.setdefault(landing_page, landing_page),
+        click_ids=dict(click_ids) if click_ids else _NO_CLICK_IDS,
+    )

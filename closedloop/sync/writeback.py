@@ -124,10 +124,9 @@ def plan_changes(
 ) -> Iterator[list[PropertyChange]]:
     """Chunks of property changes that differ from what was last written and may still be tried."""
     max_attempts = config.writeback.max_attempts
-    buffer: list[tuple[ObjectType, str, dict[str, str]]] = []
 
-    def flush() -> list[PropertyChange]:
-        keys = {(t, i) for t, i, _ in buffer}
+    def plan(chunk: list[tuple[ObjectType, str, dict[str, str]]]) -> list[PropertyChange]:
+        keys = {(t, i) for t, i, _ in chunk}
         state: dict[tuple[str, str, str], tuple[str | None, str | None, int]] = {}
         with Session(engine) as session:
             for object_type in {t for t, _ in keys}:
@@ -143,7 +142,7 @@ def plan_changes(
                 ):
                     state[(object_type, row[0], row[1])] = (row[2], row[3], row[4])
         changes = []
-        for object_type, object_id, values in buffer:
+        for object_type, object_id, values in chunk:
             for prop, new in values.items():
                 old, pending, attempts = state.get((object_type, object_id, prop), (None, None, 0))
                 if old == new or (old is None and new == ""):
@@ -151,15 +150,13 @@ def plan_changes(
                 if pending == new and attempts >= max_attempts:
                     continue  # given up on this value; reported by the run
                 changes.append(PropertyChange(object_type, object_id, prop, old, new))
-        buffer.clear()
         return changes
 
     # A chunk is planned as soon as it arrives: with a rebuild running beside, the next chunk
     # may be seconds away, and its contacts' changes should be on their way meanwhile.
     for chunk in desired_values(engine, config, contact_chunks=contact_chunks):
-        buffer.extend(chunk)
-        if buffer:
-            yield flush()
+        if chunk:
+            yield plan(chunk)
 
 
 def run_writeback(
