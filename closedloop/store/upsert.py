@@ -1,4 +1,4 @@
-"""Bulk upserts that work the same on SQLite and PostgreSQL (INSERT ... ON CONFLICT)."""
+"""Bulk upserts that work the same on SQLite and PostgreSQL (INSERT ... ON CONFLICT), and inserts."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from dataclasses import fields
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 _CHUNK_ROWS = 10_000
+# SQLite before 3.32 allowed 999 variables a statement; staying under it costs nothing here.
+_SQLITE_VARIABLES = 999
 
 
 def upsert(
@@ -37,7 +39,8 @@ def upsert(
         stmt = stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in to_update})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-    if _driver_executemany(session, table, stmt.values({c: bindparam(c) for c in columns}), columns, unique):
+    values = stmt.values({c: bindparam(c) for c in columns})
+    if _driver_executemany(session.connection(), table, values, columns, unique):
         return len(unique)
     # executemany with plain parameter rows: compiling a multi-row VALUES clause costs far more.
     for start in range(0, len(unique), _CHUNK_ROWS):
@@ -45,8 +48,18 @@ def upsert(
     return len(unique)
 
 
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Plain inserts (no conflict handling) by the same driver path as ``upsert``."""
+    if not rows:
+        return
+    columns = list(rows[0].keys())
+    stmt = insert(table).values({c: bindparam(c) for c in columns})
+    if not _driver_executemany(connection, table, stmt, columns, rows):
+        connection.execute(insert(table), list(rows))
+
+
 def _driver_executemany(
-    session: Session, table: Table, stmt: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+    connection: Connection, table: Table, stmt: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> bool:
     """Hand the rows straight to the driver's executemany; False if the statement needs more.
 
@@ -56,7 +69,6 @@ def _driver_executemany(
     to text), exactly what SQLAlchemy would apply.  Columns the rows leave to their defaults
     need SQLAlchemy to fill them: that is refused here.
     """
-    connection = session.connection()
     dialect = connection.dialect
     compiled = stmt.compile(dialect=dialect)
     if not set(compiled.binds) <= set(columns):
@@ -74,9 +86,39 @@ def _driver_executemany(
             params: list[Any] = (
                 [values_of(row) for row in chunk] if len(names) > 1 else [(row[names[0]],) for row in chunk]
             )
+            if dialect.name == "sqlite" and _many_rows_a_statement(connection, compiled.string, len(names), params):
+                continue
         else:
             params = [{name: row[name] for name in names} for row in chunk]
         connection.exec_driver_sql(compiled.string, params)
+    return True
+
+
+def _many_rows_a_statement(connection: Any, sql: str, width: int, params: list[Any]) -> bool:
+    """Run ``sql`` with its VALUES group repeated, so one statement step writes many rows.
+
+    sqlite3 releases the GIL around every step of an executemany: a row at a time, a thread
+    writing while another computes waits for the GIL again after every row (hundreds of
+    milliseconds for a few hundred rows).  A statement of many rows hands it over once per
+    statement.  False (nothing run) if the statement's shape is not the one expected.
+    """
+    group = "(" + ", ".join(["?"] * width) + ")"
+    marker = f"VALUES {group}"
+    if sql.count(marker) != 1 or sql.count("?") != width:
+        return False
+    per_statement = _SQLITE_VARIABLES // width
+    whole = len(params) - len(params) % per_statement
+    if whole:
+        many = sql.replace(marker, "VALUES " + ", ".join([group] * per_statement))
+        flat = [
+            tuple(value for row in params[start : start + per_statement] for value in row)
+            for start in range(0, whole, per_statement)
+        ]
+        connection.exec_driver_sql(many, flat if len(flat) > 1 else flat[0])
+    # The rest a row a time: a statement text per tail length would fill sqlite3's statement
+    # cache with large programs, a few hundred kilobytes each, on every pooled connection.
+    if whole < len(params):
+        connection.exec_driver_sql(sql, params[whole:])
     return True
 
 

@@ -27,7 +27,8 @@ from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 
-CONVERSION_KINDS: tuple[ConversionKind, ...] = ("contact_created", "deal_created", "deal_won")
+# Deals first: their write-back waits for their credits, contacts' does not.
+CONVERSION_KINDS: tuple[ConversionKind, ...] = ("deal_won", "deal_created", "contact_created")
 CHUNK = 1000  # conversions per write: ~25k credit rows with 7 models, a few MB
 
 
@@ -48,7 +49,10 @@ def write_credits(
     anonymous: list[list[str]],
     *,
     should_stop: ShouldStop = never,
+    on_deal_credits: Callable[[], None] | None = None,
 ) -> DiffCounts:
+    """``on_deal_credits`` hears when every deal conversion's credits are committed (before the
+    contacts' own, the largest kind), so deals can be written back while those are computed."""
     touches = {cid: info.touches for cid, info in contacts.items()}
     deal_by_id = {d.id: d for d, _ in deals}
 
@@ -99,6 +103,8 @@ def write_credits(
     models = config.attribution.models
     # One kind at a time: only its journeys and non-converting paths are held.
     for kind in CONVERSION_KINDS:
+        if kind == "contact_created" and on_deal_credits is not None:
+            on_deal_credits()
         kind_journeys = journeys_of(kind)
         if not kind_journeys:
             continue

@@ -18,6 +18,7 @@ from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog
 from closedloop.connectors.errors import ClosedloopAPIError
+from closedloop.connectors.records import Batch
 from closedloop.memory import limit_malloc_arenas, release_free_memory
 from closedloop.store.engine import session_scope
 from closedloop.store.ingest import store_batch
@@ -30,6 +31,9 @@ from closedloop.sync.readahead import read_ahead
 from closedloop.sync.writeback import WritebackStats
 
 Progress = Callable[[str], None]
+# Records a stream may fetch ahead of the store: 50 contacts pages (ten seconds of searches) ride
+# out another stream's large commit; a GA4 page of 50,000 rows still waits for the one before.
+READ_AHEAD_RECORDS = 10_000
 
 
 @dataclass(slots=True)
@@ -81,8 +85,9 @@ def pull_stream(
     with Session(engine) as session:
         cursor = load_cursor(session, stream)
     totals: Counter[str] = Counter()
-    # The next batch is fetched while this one is stored; closing stops the fetching too.
-    with closing(read_ahead(source.pull(stream, cursor, now=now), name=f"pull {stream}")) as batches:
+    # Later batches are fetched while this one is stored; closing stops the fetching too.
+    pages = source.pull(stream, cursor, now=now)
+    with closing(read_ahead(pages, budget=READ_AHEAD_RECORDS, weigh=_size, name=f"pull {stream}")) as batches:
         for batch in batches:
             with session_scope(engine) as session:
                 totals.update(store_batch(session, batch, now=now))
@@ -91,6 +96,10 @@ def pull_stream(
             if should_stop():
                 raise Interrupted(f"stopped after batch {totals['batches']} of {stream}")
     return totals
+
+
+def _size(batch: Batch) -> int:
+    return len(batch.records) + len(batch.quarantined)
 
 
 def pull_sources(

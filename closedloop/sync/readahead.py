@@ -1,16 +1,19 @@
-"""Fetch a stream's next batch while the current one is being stored.
+"""Fetch a stream's next batches while the current one is being stored.
 
 A batch comes from the network (mostly waiting) and goes into the store (CPU and disk).  One
 after the other, each waits for the other; a producer thread that runs the source's generator
-a batch or two ahead overlaps them.  Cursors still move only when the consumer commits a
-batch, so a crash re-fetches at most ``depth`` + 1 batches, which upserts make harmless.
+ahead overlaps them.  How far ahead is a budget of records, not of batches: a contacts page is
+200 records and a GA4 page 50,000, and a stream of small pages must keep calling while another
+stream's large batch holds the store (SQLite has one writer), or its rate-limited calls are lost
+for good.  Cursors still move only when the consumer commits a batch, so a crash re-fetches what
+was read ahead, which upserts make harmless.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -26,43 +29,70 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(items: Iterator[T], *, depth: int = 1, name: str = "read-ahead") -> Generator[T, None, None]:
-    """``items``, produced in a thread up to ``depth`` ahead; its errors re-raised here, in order.
+def _one(_item: object) -> int:
+    return 1
 
+
+def read_ahead(
+    items: Iterator[T],
+    *,
+    budget: int = 1,
+    weigh: Callable[[T], int] = _one,
+    name: str = "read-ahead",
+) -> Generator[T, None, None]:
+    """``items``, produced in a thread while their buffered weight stays within ``budget``.
+
+    An item is always taken when nothing is buffered, so one heavier than the budget still
+    passes (alone).  The producer's errors are re-raised here, after the items before them.
     Closing this generator early (an interrupt, an error while storing) stops the producer
     after the item it is fetching, and closes ``items`` in the producer's own thread.
     """
-    handoff: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    buffered: deque[tuple[object, int]] = deque()
+    weight = 0
+    changed = threading.Condition()
     stopped = threading.Event()
 
-    def offer(item: object) -> bool:
-        while not stopped.is_set():
-            try:
-                handoff.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def offer(item: object, cost: int) -> bool:
+        nonlocal weight
+        with changed:
+            while buffered and weight + cost > budget and not stopped.is_set():
+                changed.wait(_POLL_S)
+            if stopped.is_set():
+                return False
+            buffered.append((item, cost))
+            weight += cost
+            changed.notify_all()
+            return True
 
     def produce() -> None:
         try:
             for item in items:
-                if not offer(item):
+                if not offer(item, max(0, weigh(item))):
                     break
             else:
-                offer(_DONE)
+                offer(_DONE, 0)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            offer(_Failed(exc))
+            offer(_Failed(exc), 0)
         finally:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
 
+    def take() -> object:
+        nonlocal weight
+        with changed:
+            while not buffered:
+                changed.wait()
+            item, cost = buffered.popleft()
+            weight -= cost
+            changed.notify_all()
+            return item
+
     producer = threading.Thread(target=produce, name=name, daemon=True)
     producer.start()
     try:
         while True:
-            item = handoff.get()
+            item = take()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):
@@ -70,4 +100,6 @@ def read_ahead(items: Iterator[T], *, depth: int = 1, name: str = "read-ahead") 
             yield item  # type: ignore[misc]
     finally:
         stopped.set()
+        with changed:
+            changed.notify_all()
         producer.join()

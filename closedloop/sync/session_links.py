@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, select
 
 from closedloop.mapping.touchpoints import SessionRow
 from closedloop.store import models as m
 from closedloop.store.models import table
+from closedloop.store.upsert import insert_rows
 
 _FLUSH_AT = 20_000
 _NO_CLICK_IDS: dict[str, str] = {}
@@ -61,7 +62,7 @@ class SessionLinks:
 
     def _flush(self) -> None:
         if self._buffer:
-            self._conn.execute(insert(self._table), self._buffer)
+            insert_rows(self._conn, self._table, self._buffer)
             self._buffer = []
 
     def grouped(self) -> Iterator[tuple[int, list[SessionRow]]]:

@@ -48,7 +48,15 @@ class WritebackStats:
 
 def mark_in_flight(engine: Engine, changes: Sequence[PropertyChange]) -> None:
     rows = [
-        {"object_type": c.object_type, "object_id": c.object_id, "property": c.property, "in_flight_value": c.new}
+        # ``attempts`` only for a new row (the update touches in_flight_value alone): a row that
+        # names every column goes to the driver in one statement.
+        {
+            "object_type": c.object_type,
+            "object_id": c.object_id,
+            "property": c.property,
+            "in_flight_value": c.new,
+            "attempts": 0,
+        }
         for c in changes
     ]
     with session_scope(engine) as session:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -189,3 +190,50 @@ def test_contacts_are_written_while_the_rebuild_credits_and_deals_only_after(
         run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=writer,
                  log=connectors.log, now=NOW)
     assert "contacts" in sent and "deals" not in sent
+
+
+def test_deals_go_out_once_their_credits_are_committed_before_the_contacts_credits(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deals' credits come first; the write-back sends deals while contacts' credits are still
+    being computed, and a failure after that point leaves deals' values written and final."""
+    from closedloop.sync import derive
+
+    sent: list[str] = []
+    real_write_credits = derive.write_credits
+
+    def failing_after_deals(*args: Any, on_deal_credits: Any = None, **kwargs: Any) -> Any:
+        def deals_ready_then_fail() -> None:
+            on_deal_credits()
+            deadline = time.monotonic() + 10
+            while "deals" not in sent and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise RuntimeError("crediting contacts failed")
+
+        return real_write_credits(*args, on_deal_credits=deals_ready_then_fail, **kwargs)
+
+    monkeypatch.setattr(derive, "write_credits", failing_after_deals)
+    connectors = build_connectors(world.config, sleep=lambda _s: None)
+    writer = connectors.writer
+    assert writer is not None
+    original = writer.write
+
+    def recording_write(updates: list[PropertyUpdate]) -> object:
+        sent.extend(u.object_type for u in updates)
+        return original(updates)
+
+    monkeypatch.setattr(writer, "write", recording_write)
+    with pytest.raises(RuntimeError, match="crediting contacts failed"):
+        run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=writer,
+                 log=connectors.log, now=NOW)
+    assert "deals" in sent
+    # Every deal's value (and every contact's) went out; nothing is left to write.
+    assert list(dry_run(world.engine, world.config)) == []
+    with Session(world.engine) as session:
+        deal_credits = session.execute(
+            select(func.count()).select_from(m.Credit).where(m.Credit.conversion_id.like("deal_%"))  # type: ignore[attr-defined]
+        ).scalar_one()
+        contact_credits = session.execute(
+            select(func.count()).select_from(m.Credit).where(m.Credit.conversion_id.like("contact_%"))  # type: ignore[attr-defined]
+        ).scalar_one()
+    assert deal_credits > 0 and contact_credits == 0
