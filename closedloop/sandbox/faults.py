@@ -262,8 +262,8 @@ class TokenRevocation:
     """After the first ``k`` requests the old token is refused with 401.
 
     ``new_token`` (if any) is accepted from then on: the request is passed to the emulator as if
-    it carried ``accepted_token``, the one the emulator checks.  ``on_revoke`` runs once, when
-    the first request is refused, which is where a test rotates the token file the client reads.
+    it carried ``accepted_token``, the one the emulator checks.  ``on_revoke`` runs once, before the
+    first request is refused, which is where a test rotates the token file the client reads.
     """
 
     def __init__(self, new_token: str | None, accepted_token: str, on_revoke: Callable[[], object] | None) -> None:
@@ -276,9 +276,11 @@ class TokenRevocation:
 
     def __call__(self, request: Request, forward: Forward) -> Response:
         with self._lock:
-            first, self._revoked = not self._revoked, True
-        if first and self.on_revoke is not None:
-            self.on_revoke()
+            # The new token is in place before any request is refused, as in a real rotation: a
+            # client refreshing on another thread's 401 must never read a half-written token file.
+            if not self._revoked and self.on_revoke is not None:
+                self.on_revoke()
+            self._revoked = True
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if self.new_token is not None and scheme.lower() == "bearer" and token.strip() == self.new_token:
             headers = {**request.headers, "authorization": f"Bearer {self.accepted_token}"}

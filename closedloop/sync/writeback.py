@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
@@ -47,14 +48,20 @@ def desired_values(
     with Session(engine) as session:
         for ids in contact_chunks if contact_chunks is not None else _stored_contact_chunks(session):
             yield list(_contact_chunk(session, list(ids), prefix))
-        deal_ids = [d for (d,) in session.execute(select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
+        deal_ids = [d for (d,) in _rows(session, select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
         for start in range(0, len(deal_ids), CHUNK):
             chunk_ids = deal_ids[start : start + CHUNK]
             yield list(_deal_chunk(session, chunk_ids, prefix, model))
 
 
+def _rows(session: Session, stmt: Any) -> Any:
+    """Plain rows on the session's connection: the ORM's result machinery costs more than the
+    query here, and the planner shares the interpreter with a rebuild running beside it."""
+    return session.connection().execute(stmt)
+
+
 def _stored_contact_chunks(session: Session) -> Iterator[list[str]]:
-    ids = [cid for (cid,) in session.execute(select(col(m.Contact.id)).order_by(col(m.Contact.id)))]
+    ids = [cid for (cid,) in _rows(session, select(col(m.Contact.id)).order_by(col(m.Contact.id)))]
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
 
@@ -62,13 +69,15 @@ def _stored_contact_chunks(session: Session) -> Iterator[list[str]]:
 def _contact_chunk(
     session: Session, contact_ids: list[str], prefix: str
 ) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
-    chunk = session.execute(
+    chunk = _rows(
+        session,
         select(col(m.Contact.id), col(m.Contact.created_at))
         .where(col(m.Contact.id).in_(contact_ids), col(m.Contact.merged_into).is_(None))
-        .order_by(col(m.Contact.id))
+        .order_by(col(m.Contact.id)),
     ).all()
     touches: dict[str, list[TouchView]] = defaultdict(list)
-    for cid, at, channel, source, campaign in session.execute(
+    for cid, at, channel, source, campaign in _rows(
+        session,
         select(
             col(m.Touchpoint.contact_id),
             col(m.Touchpoint.occurred_at),
@@ -77,7 +86,7 @@ def _contact_chunk(
             col(m.Touchpoint.campaign),
         )
         .where(col(m.Touchpoint.contact_id).in_([c for c, _ in chunk]))
-        .order_by(col(m.Touchpoint.contact_id), col(m.Touchpoint.occurred_at), col(m.Touchpoint.key))
+        .order_by(col(m.Touchpoint.contact_id), col(m.Touchpoint.occurred_at), col(m.Touchpoint.key)),
     ):
         touches[cid].append(TouchView(at, channel, source, campaign))
     for cid, created in chunk:
@@ -89,24 +98,27 @@ def _deal_chunk(
 ) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
     conv_ids = [f"deal_won:{d}" for d in deal_ids] + [f"deal_created:{d}" for d in deal_ids]
     occurred = dict(
-        session.execute(
-            select(col(m.Conversion.id), col(m.Conversion.occurred_at)).where(col(m.Conversion.id).in_(conv_ids))
+        _rows(
+            session,
+            select(col(m.Conversion.id), col(m.Conversion.occurred_at)).where(col(m.Conversion.id).in_(conv_ids)),
         ).all()
     )
     split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     touches: dict[str, set[int]] = defaultdict(set)
-    for conv_id, tp_id, channel, weight in session.execute(
+    for conv_id, tp_id, channel, weight in _rows(
+        session,
         select(
             col(m.Credit.conversion_id), col(m.Credit.touchpoint_id), col(m.Credit.channel), col(m.Credit.weight)
-        ).where(col(m.Credit.conversion_id).in_(conv_ids), col(m.Credit.model) == model)
+        ).where(col(m.Credit.conversion_id).in_(conv_ids), col(m.Credit.model) == model),
     ):
         split[conv_id][channel] += weight
         touches[conv_id].add(tp_id)
     lead_at: dict[str, datetime] = {}
-    for deal_id, created in session.execute(
+    for deal_id, created in _rows(
+        session,
         select(col(m.DealContact.deal_id), col(m.Contact.created_at))
         .join(m.Contact, col(m.Contact.id) == col(m.DealContact.contact_id))
-        .where(col(m.DealContact.deal_id).in_(deal_ids))
+        .where(col(m.DealContact.deal_id).in_(deal_ids)),
     ):
         if deal_id not in lead_at or created < lead_at[deal_id]:
             lead_at[deal_id] = created
@@ -131,14 +143,15 @@ def plan_changes(
         with Session(engine) as session:
             for object_type in {t for t, _ in keys}:
                 ids = [i for t, i in keys if t == object_type]
-                for row in session.execute(
+                for row in _rows(
+                    session,
                     select(
                         col(m.WritebackState.object_id),
                         col(m.WritebackState.property),
                         col(m.WritebackState.value),
                         col(m.WritebackState.pending_value),
                         col(m.WritebackState.attempts),
-                    ).where(col(m.WritebackState.object_type) == object_type, col(m.WritebackState.object_id).in_(ids))
+                    ).where(col(m.WritebackState.object_type) == object_type, col(m.WritebackState.object_id).in_(ids)),
                 ):
                     state[(object_type, row[0], row[1])] = (row[2], row[3], row[4])
         changes = []
