@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import DateTime, Float, Numeric, Table, TypeDecorator, delete, select, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from closedloop.store.upsert import upsert
 
@@ -41,6 +43,12 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def _needs_normalising(column_type: TypeEngine[Any]) -> bool:
+    """Floats (rounding noise) and datetimes (naive or aware): every other value compares as read."""
+    impl = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
+    return isinstance(impl, Float | Numeric | DateTime)
+
+
 def replace_scope(
     session: Session,
     table: Table,
@@ -50,28 +58,44 @@ def replace_scope(
     rows: Sequence[dict[str, Any]],
     key: Sequence[str],
 ) -> DiffCounts:
-    """Make the rows of ``table`` whose ``scope_column`` is in ``scope_values`` equal ``rows``."""
+    """Make the rows of ``table`` whose ``scope_column`` is in ``scope_values`` equal ``rows``.
+
+    Every run diffs every derived row (millions of credits), so a row is compared as read
+    first, and only when that differs with its float and datetime columns normalised.
+    """
     counts = DiffCounts()
     if not scope_values and not rows:
         return counts
     columns = list(rows[0].keys()) if rows else [c.name for c in table.columns]
+    normalised = [i for i, c in enumerate(columns) if _needs_normalising(table.c[c].type)]
+    key_at = [columns.index(k) for k in key]
+
+    def comparable(values: Sequence[Any]) -> tuple[Any, ...]:
+        out = list(values)
+        for i in normalised:
+            out[i] = _comparable(out[i])
+        return tuple(out)
+
     existing: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for start in range(0, len(scope_values), 5000):
         chunk = list(scope_values[start : start + 5000])
-        result = session.execute(select(*(table.c[c] for c in columns)).where(table.c[scope_column].in_(chunk)))
+        query = select(*(table.c[c] for c in columns)).where(table.c[scope_column].in_(chunk))
+        result = session.connection().execute(query).all()  # one fetch, not a fetch a row
         for found in result:
-            record = dict(zip(columns, found, strict=True))
-            existing[tuple(record[k] for k in key)] = tuple(_comparable(record[c]) for c in columns)
+            existing[tuple(found[i] for i in key_at)] = tuple(found)
     wanted = {tuple(r[k] for k in key): r for r in rows}
+    values_of = itemgetter(*columns)
     to_write: list[dict[str, Any]] = []
     for k, row in wanted.items():
         before = existing.get(k)
         if before is None:
             counts.inserted += 1
             to_write.append(row)
-        elif before != tuple(_comparable(row[c]) for c in columns):
-            counts.updated += 1
-            to_write.append(row)
+        else:
+            current = values_of(row) if len(columns) > 1 else (row[columns[0]],)
+            if before != current and comparable(before) != comparable(current):
+                counts.updated += 1
+                to_write.append(row)
     removed = [k for k in existing if k not in wanted]
     counts.deleted = len(removed)
     for start in range(0, len(removed), 2000):

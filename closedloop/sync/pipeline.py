@@ -31,9 +31,9 @@ from closedloop.sync.readahead import read_ahead
 from closedloop.sync.writeback import WritebackStats
 
 Progress = Callable[[str], None]
-# Records a stream may fetch ahead of the store: 50 contacts pages (ten seconds of searches) ride
+# Records a stream may fetch ahead of the store: 25 contacts pages (five seconds of searches) ride
 # out another stream's large commit; a GA4 page of 50,000 rows still waits for the one before.
-READ_AHEAD_RECORDS = 10_000
+READ_AHEAD_RECORDS = 5_000
 
 
 @dataclass(slots=True)

@@ -269,11 +269,13 @@ def test_answers_slower_than_the_timeout_are_retried(company: Company, clean: Ou
     def short_timeouts(config: Config) -> Config:
         assert config.hubspot is not None and config.ga4 is not None
         return config.model_copy(update={
-            "hubspot": config.hubspot.model_copy(update={"timeout_s": 0.3}),
-            "ga4": config.ga4.model_copy(update={"timeout_s": 0.3}),
+            "hubspot": config.hubspot.model_copy(update={"timeout_s": 1.0}),
+            "ga4": config.ga4.model_copy(update={"timeout_s": 1.0}),
         })
 
-    rules = [slow(0.8, 1, endpoint=BATCH_UPDATE, skip=1), slow(0.8, 2, endpoint=RUN_REPORT)]
+    # A timeout well above a loaded machine's ordinary answer (a 0.3 s one was sometimes reached
+    # by a request nobody slowed), and slow answers well above the timeout.
+    rules = [slow(2.0, 1, endpoint=BATCH_UPDATE, skip=1), slow(2.0, 2, endpoint=RUN_REPORT)]
     outcome = run_with_faults(company, tmp_path, *rules, configure=short_timeouts)
     assert [rule.fired for rule in rules] == [1, 2]
     assert len(outcome.sleeps.waits) == 3  # each timeout was one retry
