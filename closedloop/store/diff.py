@@ -80,9 +80,10 @@ def replace_scope(
     for start in range(0, len(scope_values), 5000):
         chunk = list(scope_values[start : start + 5000])
         query = select(*(table.c[c] for c in columns)).where(table.c[scope_column].in_(chunk))
-        result = session.connection().execute(query).all()  # one fetch, not a fetch a row
-        for found in result:
-            existing[tuple(found[i] for i in key_at)] = tuple(found)
+        # Fetched a few thousand rows a call, not a call a row (nor all at once).
+        for part in session.connection().execute(query).partitions(2000):
+            for found in part:
+                existing[tuple(found[i] for i in key_at)] = tuple(found)
     wanted = {tuple(r[k] for k in key): r for r in rows}
     values_of = itemgetter(*columns)
     to_write: list[dict[str, Any]] = []

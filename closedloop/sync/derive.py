@@ -84,8 +84,8 @@ def _stream(session: Session, stmt: Any) -> Iterable[Any]:
 
 
 def _click_ids(raw: Any) -> dict[str, str]:
-    """The click-id column read as text (PostgreSQL's driver hands it over parsed): four
-    sessions in five carry none, and ``{}`` needs no JSON decoder."""
+    """The click-id column read as text (PostgreSQL's driver hands it over parsed): most
+    sessions carry none, and ``{}`` needs no JSON decoder."""
     if isinstance(raw, dict):
         return raw
     if not raw or raw == "{}":
