@@ -16,6 +16,7 @@ from sqlalchemy import DateTime, Float, Numeric, Table, TypeDecorator, delete, s
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from closedloop.store.engine import plain_rows
 from closedloop.store.upsert import upsert
 
 
@@ -81,7 +82,7 @@ def replace_scope(
         chunk = list(scope_values[start : start + 5000])
         query = select(*(table.c[c] for c in columns)).where(table.c[scope_column].in_(chunk))
         # Fetched a few thousand rows a call, not a call a row (nor all at once).
-        for part in session.connection().execute(query).partitions(2000):
+        for part in plain_rows(session, query).partitions(2000):
             for found in part:
                 existing[tuple(found[i] for i in key_at)] = tuple(found)
     wanted = {tuple(r[k] for k in key): r for r in rows}

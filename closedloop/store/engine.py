@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Result, event
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, create_engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -61,3 +63,11 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def plain_rows(session: OrmSession, stmt: Any, *, stream: bool = False) -> Result[*tuple[Any, ...]]:
+    """A column query's rows on the session's connection, past the ORM's result machinery,
+    which costs microseconds a row over the rebuild's millions; ``stream`` fetches 10,000 at a time."""
+    if stream:
+        stmt = stmt.execution_options(yield_per=10_000)
+    return session.connection().execute(stmt)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -39,7 +39,7 @@ from closedloop.mapping.touchpoints import (
 from closedloop.memory import release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
-from closedloop.store.engine import session_scope
+from closedloop.store.engine import plain_rows, session_scope
 from closedloop.store.models import table
 from closedloop.store.upsert import shallow_dict
 from closedloop.sync.credits import write_credits
@@ -75,12 +75,6 @@ class _ContactInfo:
     offline: OfflineSource
     lead_at: datetime  # the lead milestone: from lifecycle history where mapped, else creation
     touches: list[Touch] = field(default_factory=list)
-
-
-def _stream(session: Session, stmt: Any) -> Iterable[Any]:
-    """Plain rows of a column query, streamed: the session's connection, not its ORM result
-    machinery, which costs a few microseconds a row over half a million sessions."""
-    return session.connection().execute(stmt.execution_options(yield_per=10_000))
 
 
 def _click_ids(raw: Any) -> dict[str, str]:
@@ -207,7 +201,7 @@ def _write_conversions(engine: Engine, conversions: list[ConversionRow]) -> Diff
             )
     wanted = {c.id for c in conversions}
     with session_scope(engine) as session:
-        stale = [cid for (cid,) in _stream(session, select(col(m.Conversion.id))) if cid not in wanted]
+        stale = [cid for (cid,) in plain_rows(session, select(col(m.Conversion.id)), stream=True) if cid not in wanted]
         for start in range(0, len(stale), CHUNK):
             session.execute(delete(m.Conversion).where(col(m.Conversion.id).in_(stale[start : start + CHUNK])))
     counts.deleted += len(stale)
@@ -235,7 +229,7 @@ def _load_contacts(
         col(m.Contact.original_source_detail_2),
         col(m.Contact.properties)["lifecycle_dates"],
     ).order_by(col(m.Contact.id))
-    for cid, created_at, merged_into, source, d1, d2, stages in _stream(session, stmt):
+    for cid, created_at, merged_into, source, d1, d2, stages in plain_rows(session, stmt, stream=True):
         all_ids.append(cid)
         if merged_into:
             merges.append((cid, merged_into))
@@ -246,9 +240,10 @@ def _load_contacts(
     same_id = {cid: cid for cid in all_ids}
     keys = (
         (same_id.get(cid, cid), IdentityKey(kind, value))
-        for kind, value, cid in _stream(
+        for kind, value, cid in plain_rows(
             session,
             select(col(m.ContactIdentity.kind), col(m.ContactIdentity.value), col(m.ContactIdentity.contact_id)),
+            stream=True,
         )
     )
     return IdentityGraph.build(keys, merges), contacts, all_ids
@@ -265,7 +260,7 @@ def _link_sessions(
     """Link each session a contact claims to that contact; only ids are read, the rest later."""
     position = {cid: i for i, cid in enumerate(all_contact_ids)}
     stmt = select(col(m.WebSession.key), col(m.WebSession.client_id), type_coerce(col(m.WebSession.click_ids), String))
-    for key, client_id, raw_click_ids in _stream(session, stmt):
+    for key, client_id, raw_click_ids in plain_rows(session, stmt, stream=True):
         click_ids = _click_ids(raw_click_ids)
         # The client id first; click ids on the landing URL (gclid, fbclid, msclkid) as well, so
         # a session on a device whose client id never reached a form still finds its contact.
@@ -296,7 +291,9 @@ def _load_deals(
     milestones: MilestoneMapper,
 ) -> list[tuple[DealFacts, datetime | None]]:
     links: dict[str, list[str]] = defaultdict(list)
-    for deal_id, contact_id in _stream(session, select(col(m.DealContact.deal_id), col(m.DealContact.contact_id))):
+    for deal_id, contact_id in plain_rows(
+        session, select(col(m.DealContact.deal_id), col(m.DealContact.contact_id)), stream=True
+    ):
         canonical = graph.canonical(contact_id)
         if canonical not in links[deal_id]:
             links[deal_id].append(canonical)
@@ -307,13 +304,13 @@ def _load_deals(
         col(m.DealStageEvent.stage),
         col(m.DealStageEvent.entered_at),
     )
-    for deal_id, pipeline, stage, entered_at in _stream(session, events):
+    for deal_id, pipeline, stage, entered_at in plain_rows(session, events, stream=True):
         stage_events[deal_id].append((pipeline, stage, entered_at))
     deals = []
     deal_rows = select(
         col(m.Deal.id), col(m.Deal.created_at), col(m.Deal.amount), col(m.Deal.is_won), col(m.Deal.closed_at)
     ).order_by(col(m.Deal.id))
-    for deal_id, created_at, amount, is_won, closed_at in _stream(session, deal_rows):
+    for deal_id, created_at, amount, is_won, closed_at in plain_rows(session, deal_rows, stream=True):
         reached = milestone_dates(stage_events.get(deal_id, []), milestones)
         facts = DealFacts(
             deal_id,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
@@ -19,6 +18,7 @@ from sqlmodel import Session, col
 from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate
 from closedloop.store import models as m
+from closedloop.store.engine import plain_rows
 from closedloop.sync.interrupt import ShouldStop, never
 from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
 from closedloop.sync.sender import ParallelSender
@@ -48,20 +48,14 @@ def desired_values(
     with Session(engine) as session:
         for ids in contact_chunks if contact_chunks is not None else _stored_contact_chunks(session):
             yield list(_contact_chunk(session, list(ids), prefix))
-        deal_ids = [d for (d,) in _rows(session, select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
+        deal_ids = [d for (d,) in plain_rows(session, select(col(m.Deal.id)).order_by(col(m.Deal.id)))]
         for start in range(0, len(deal_ids), CHUNK):
             chunk_ids = deal_ids[start : start + CHUNK]
             yield list(_deal_chunk(session, chunk_ids, prefix, model))
 
 
-def _rows(session: Session, stmt: Any) -> Any:
-    """Plain rows on the session's connection: the ORM's result machinery costs more than the
-    query here, and the planner shares the interpreter with a rebuild running beside it."""
-    return session.connection().execute(stmt)
-
-
 def _stored_contact_chunks(session: Session) -> Iterator[list[str]]:
-    ids = [cid for (cid,) in _rows(session, select(col(m.Contact.id)).order_by(col(m.Contact.id)))]
+    ids = [cid for (cid,) in plain_rows(session, select(col(m.Contact.id)).order_by(col(m.Contact.id)))]
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
 
@@ -69,14 +63,14 @@ def _stored_contact_chunks(session: Session) -> Iterator[list[str]]:
 def _contact_chunk(
     session: Session, contact_ids: list[str], prefix: str
 ) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
-    chunk = _rows(
+    chunk = plain_rows(
         session,
         select(col(m.Contact.id), col(m.Contact.created_at))
         .where(col(m.Contact.id).in_(contact_ids), col(m.Contact.merged_into).is_(None))
         .order_by(col(m.Contact.id)),
     ).all()
     touches: dict[str, list[TouchView]] = defaultdict(list)
-    for cid, at, channel, source, campaign in _rows(
+    for cid, at, channel, source, campaign in plain_rows(
         session,
         select(
             col(m.Touchpoint.contact_id),
@@ -98,14 +92,14 @@ def _deal_chunk(
 ) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
     conv_ids = [f"deal_won:{d}" for d in deal_ids] + [f"deal_created:{d}" for d in deal_ids]
     occurred = dict(
-        _rows(
+        plain_rows(
             session,
             select(col(m.Conversion.id), col(m.Conversion.occurred_at)).where(col(m.Conversion.id).in_(conv_ids)),
         ).all()
     )
     split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     touches: dict[str, set[int]] = defaultdict(set)
-    for conv_id, tp_id, channel, weight in _rows(
+    for conv_id, tp_id, channel, weight in plain_rows(
         session,
         select(
             col(m.Credit.conversion_id), col(m.Credit.touchpoint_id), col(m.Credit.channel), col(m.Credit.weight)
@@ -114,7 +108,7 @@ def _deal_chunk(
         split[conv_id][channel] += weight
         touches[conv_id].add(tp_id)
     lead_at: dict[str, datetime] = {}
-    for deal_id, created in _rows(
+    for deal_id, created in plain_rows(
         session,
         select(col(m.DealContact.deal_id), col(m.Contact.created_at))
         .join(m.Contact, col(m.Contact.id) == col(m.DealContact.contact_id))
@@ -143,7 +137,7 @@ def plan_changes(
         with Session(engine) as session:
             for object_type in {t for t, _ in keys}:
                 ids = [i for t, i in keys if t == object_type]
-                for row in _rows(
+                for row in plain_rows(
                     session,
                     select(
                         col(m.WritebackState.object_id),

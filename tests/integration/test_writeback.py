@@ -21,7 +21,7 @@ from closedloop.sandbox.launch import RunningSandbox, start_sandbox
 from closedloop.store import models as m
 from closedloop.store.engine import open_store
 from closedloop.sync.derive import rebuild
-from closedloop.sync.factory import build_connectors
+from closedloop.sync.factory import Connectors, build_connectors
 from closedloop.sync.pipeline import RunReport, run_once
 from closedloop.sync.writeback import dry_run, plan_changes
 from closedloop.sync.writeback_state import PropertyChange, mark_in_flight
@@ -160,6 +160,22 @@ def test_the_loop_leaves_the_same_crm_state_on_sqlite_and_on_postgresql(store_ur
     assert states[0] == states[1]
 
 
+def _recording_sends(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Connectors, list[str]]:
+    """Connectors whose writer notes the object type of every record it sends."""
+    connectors = build_connectors(world.config, sleep=lambda _s: None)
+    writer = connectors.writer
+    assert writer is not None
+    original = writer.write
+    sent: list[str] = []
+
+    def recording_write(updates: list[PropertyUpdate]) -> object:
+        sent.extend(u.object_type for u in updates)
+        return original(updates)
+
+    monkeypatch.setattr(writer, "write", recording_write)
+    return connectors, sent
+
+
 def test_contacts_are_written_while_the_rebuild_credits_and_deals_only_after(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,7 +183,7 @@ def test_contacts_are_written_while_the_rebuild_credits_and_deals_only_after(
     leaves every deal unwritten and its own error reported, not the write-back's."""
     from closedloop.sync import derive
 
-    sent: list[str] = []
+    connectors, sent = _recording_sends(world, monkeypatch)
 
     def failing_credits(*args: object, **kwargs: object) -> None:
         deadline = time.monotonic() + 10
@@ -176,18 +192,8 @@ def test_contacts_are_written_while_the_rebuild_credits_and_deals_only_after(
         raise RuntimeError("crediting failed")
 
     monkeypatch.setattr(derive, "write_credits", failing_credits)
-    connectors = build_connectors(world.config, sleep=lambda _s: None)
-    writer = connectors.writer
-    assert writer is not None
-    original = writer.write
-
-    def recording_write(updates: list[PropertyUpdate]) -> object:
-        sent.extend(u.object_type for u in updates)
-        return original(updates)
-
-    monkeypatch.setattr(writer, "write", recording_write)
     with pytest.raises(RuntimeError, match="crediting failed"):
-        run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=writer,
+        run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=connectors.writer,
                  log=connectors.log, now=NOW)
     assert "contacts" in sent and "deals" not in sent
 
@@ -199,7 +205,7 @@ def test_deals_go_out_once_their_credits_are_committed_before_the_contacts_credi
     being computed, and a failure after that point leaves deals' values written and final."""
     from closedloop.sync import derive
 
-    sent: list[str] = []
+    connectors, sent = _recording_sends(world, monkeypatch)
     real_write_credits = derive.write_credits
 
     def failing_after_deals(*args: Any, on_deal_credits: Any = None, **kwargs: Any) -> Any:
@@ -213,18 +219,8 @@ def test_deals_go_out_once_their_credits_are_committed_before_the_contacts_credi
         return real_write_credits(*args, on_deal_credits=deals_ready_then_fail, **kwargs)
 
     monkeypatch.setattr(derive, "write_credits", failing_after_deals)
-    connectors = build_connectors(world.config, sleep=lambda _s: None)
-    writer = connectors.writer
-    assert writer is not None
-    original = writer.write
-
-    def recording_write(updates: list[PropertyUpdate]) -> object:
-        sent.extend(u.object_type for u in updates)
-        return original(updates)
-
-    monkeypatch.setattr(writer, "write", recording_write)
     with pytest.raises(RuntimeError, match="crediting contacts failed"):
-        run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=writer,
+        run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=connectors.writer,
                  log=connectors.log, now=NOW)
     assert "deals" in sent
     # Every deal's value (and every contact's) went out; nothing is left to write.
