@@ -2,9 +2,10 @@
 
 One command: ``/work/venv/bin/python bench/sync.py [--contacts 100000 --sessions 500000
 --deals 20000 --latency 0.05]`` (``--quick`` for a 5,000-contact run that takes under a
-minute).  The sandbox (HubSpot + GA4) runs in a child process, so that neither its memory nor
-its share of the GIL counts against the pipeline; the pipeline runs ``run_once`` on a SQLite
-file with the limiters built from config, then runs again immediately.
+minute).  The sandbox's HubSpot and GA4 run in a child process each (as the real services
+run apart), so that neither their memory nor their share of the GIL counts against the
+pipeline; the pipeline runs ``run_once`` on a SQLite file with the limiters built from config,
+then runs again immediately.
 
 It prints API calls per endpoint against the lower bound (records / batch size), the wall time
 against the rate-limit floor (HubSpot calls / (burst per 10 s)), 429s (and when), the phases of
@@ -55,29 +56,43 @@ def _anonymous_share(contacts: int, sessions: int, seed: int) -> float:
     return max(0.0, (sessions / max(1, contacts) - per_contact) / per_anonymous)
 
 
-def sandbox_child(conn: Connection, args: dict[str, Any]) -> None:
+def sandbox_child(conn: Connection, args: dict[str, Any], service: str) -> None:
+    """One service of the sandbox (``hubspot`` or ``ga4``) around the generated company.
+
+    Each service runs in a process of its own, as the real ones do: in one process, the GA4
+    emulator building a 50,000-row page held the interpreter lock for seconds while HubSpot's
+    answers waited behind it, which no real pipeline sees.
+    """
     from closedloop.sandbox.generator import generate_company
-    from closedloop.sandbox.launch import start_sandbox
+    from closedloop.sandbox.launch import start_ga4, start_hubspot
 
     started = time.perf_counter()
     share = _anonymous_share(args["contacts"], args["sessions"], args["seed"])
     company = generate_company(contacts=args["contacts"], seed=args["seed"], now=NOW, anonymous_per_contact=share)
     generated_s = time.perf_counter() - started
-    sandbox = start_sandbox(company, now=NOW, latency=args["latency"], burst_limit=args["burst"])
+    server: Any
     refusals: list[tuple[float, str]] = []
-    admit = sandbox.hubspot.limiter.admit
+    admitted: list[tuple[float, bool]] = []
+    if service == "hubspot":
+        hubspot = start_hubspot(company, latency=args["latency"], burst_limit=args["burst"])
+        admit = hubspot.limiter.admit
 
-    def counting_admit(*, search: bool) -> Any:
-        verdict = admit(search=search)
-        if not verdict.allowed:
-            refusals.append((time.monotonic(), verdict.policy))
-        return verdict
+        def counting_admit(*, search: bool) -> Any:
+            verdict = admit(search=search)
+            if not verdict.allowed:
+                refusals.append((time.monotonic(), verdict.policy))
+            else:
+                admitted.append((time.monotonic(), search))
+            return verdict
 
-    sandbox.hubspot.limiter.admit = counting_admit  # type: ignore[method-assign]
+        hubspot.limiter.admit = counting_admit  # type: ignore[method-assign]
+        server, url = hubspot, hubspot.url
+    else:
+        ga4 = start_ga4(company, now=NOW, latency=args["latency"])
+        server, url = ga4, ga4.url
     conn.send(
         {
-            "hubspot_url": sandbox.hubspot.url,
-            "ga4_url": sandbox.ga4.url,
+            "url": url,
             "property_id": company.ga4_property_id,
             "contacts": len(company.contacts),
             "deals": len(company.deals),
@@ -89,20 +104,45 @@ def sandbox_child(conn: Connection, args: dict[str, Any]) -> None:
     while True:
         command = conn.recv()
         if command == "stats":
-            conn.send(
-                {
-                    "refusals": list(refusals),
-                    "hubspot": dict(sandbox.hubspot.server.calls),
-                    "ga4": dict(sandbox.ga4.server.calls),
-                }
-            )
+            conn.send({"refusals": list(refusals), "admitted": list(admitted), "calls": dict(server.server.calls)})
             refusals.clear()
-            sandbox.hubspot.server.reset_calls()
-            sandbox.ga4.server.reset_calls()
+            admitted.clear()
+            server.server.reset_calls()
         elif command == "stop":
-            sandbox.stop()
+            server.stop()
             conn.send("stopped")
             return
+
+
+class Sandbox:
+    """The two services in their processes, driven over pipes."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        ctx = mp.get_context("spawn")
+        self._pipes: dict[str, Connection] = {}
+        self._processes = []
+        for service in ("hubspot", "ga4"):
+            parent, child = ctx.Pipe()
+            process = ctx.Process(target=sandbox_child, args=(child, args, service), daemon=True)
+            process.start()
+            self._pipes[service], self._processes = parent, [*self._processes, process]
+        hubspot, ga4 = (self._pipes[s].recv() for s in ("hubspot", "ga4"))
+        self.info = {**hubspot, "hubspot_url": hubspot["url"], "ga4_url": ga4["url"]}
+
+    def stats(self) -> dict[str, Any]:
+        """429s and admitted calls (HubSpot) since the last call; the counters start again."""
+        for pipe in self._pipes.values():
+            pipe.send("stats")
+        hubspot, _ga4 = (self._pipes[s].recv() for s in ("hubspot", "ga4"))
+        return hubspot
+
+    def stop(self) -> None:
+        for pipe in self._pipes.values():
+            pipe.send("stop")
+        for pipe in self._pipes.values():
+            pipe.recv()
+        for process in self._processes:
+            process.join(timeout=10)
 
 
 # ---- the pipeline, in this process ----------------------------------------------------------
@@ -236,16 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.contacts, args.sessions, args.deals = 5_000, 25_000, 1_000
 
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
     child_args = {k: v for k, v in vars(args).items() if k != "db"}
-    process = ctx.Process(target=sandbox_child, args=(child, child_args), daemon=True)
-    process.start()
-    info = parent.recv()
+    sandbox = Sandbox(child_args)
+    info = sandbox.info
     print(
         f"company: {info['contacts']:,} contacts, {info['deals']:,} deals (target {args.deals:,}), "
         f"{info['sessions']:,} sessions (target {args.sessions:,}; {info['anonymous_per_contact']} anonymous "
-        f"visitors per contact), generated in {info['generated_s']} s in the sandbox process"
+        f"visitors per contact), generated in {info['generated_s']} s in each sandbox process"
     )
     print(f"sandbox: latency {args.latency * 1000:.0f} ms per request, HubSpot burst {args.burst} per 10 s")
 
@@ -259,15 +296,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with PhaseMemory() as memory:
         report1, limiter1, started1 = _run(config, NOW, memory)
-    parent.send("stats")
-    stats1 = parent.recv()
+    stats1 = sandbox.stats()
     with PhaseMemory() as memory2:
         report2, _limiter2, _ = _run(config, NOW + timedelta(seconds=report1.duration_s), memory2)
-    parent.send("stats")
-    stats2 = parent.recv()
-    parent.send("stop")
-    parent.recv()
-    process.join(timeout=10)
+    stats2 = sandbox.stats()
+    sandbox.stop()
 
     written = _objects_with_values(store_url)
     _print_run("first run", report1)
@@ -290,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{writes / (args.burst / 10):,.1f} s; the limiter waited {limiter1.waited_s:,.1f} s in all"
     )
     _print_refusals(stats1, started1)
+    _print_window_use(stats1, started1, args.burst)
     print(
         f"\npeak RSS of the pipeline process: {_peak_rss_mb():,.0f} MB (before the runs: {rss_before:,.0f} MB; "
         f"target < 400 MB)"
@@ -349,6 +383,24 @@ def _print_calls(info: dict[str, Any], report: Any, written: dict[str, int]) -> 
     for per_status in report.api_calls.values():
         statuses.update(per_status)
     print(f"statuses: {dict(statuses)}")
+
+
+def _print_window_use(stats: dict[str, Any] | None, started: float, burst: int) -> None:
+    """Calls the sandbox admitted per 10 s of the run (searches in brackets): where the window
+    went unused is where the run fell behind its floor."""
+    admitted = (stats or {}).get("admitted", [])
+    if not admitted:
+        return
+    per: Counter[int] = Counter()
+    searches: Counter[int] = Counter()
+    for at, search in admitted:
+        slot = int((at - started) // 10)
+        per[slot] += 1
+        searches[slot] += search
+    cells = [f"{per[i]}({searches[i]})" for i in range(max(per) + 1)]
+    print(f"HubSpot calls per 10 s of the first run, searches in brackets (burst {burst}):")
+    for start in range(0, len(cells), 12):
+        print(f"  {start * 10:>4} s: " + " ".join(f"{c:>7}" for c in cells[start : start + 12]))
 
 
 def _print_refusals(stats: dict[str, Any] | None, started: float) -> None:

@@ -66,12 +66,20 @@ def start_sandbox(
     latency: float = 0.0,
     burst_limit: int = 100,
 ) -> RunningSandbox:
-    hs_state = HubSpotState()
-    hs_state.load_company(company)
-    ga_state = GA4State(property_id=company.ga4_property_id, time_zone=company.ga4_time_zone)
-    ga_state.load_company(company)
-    hubspot = HubSpotSandbox(
-        hs_state, port=hubspot_port, latency=latency, access_token=SANDBOX_TOKEN, burst_limit=burst_limit
-    ).start()
-    ga4 = GA4Sandbox(ga_state, port=ga4_port, latency=latency, now=lambda: now).start()
+    hubspot = start_hubspot(company, port=hubspot_port, latency=latency, burst_limit=burst_limit)
+    ga4 = start_ga4(company, now=now, port=ga4_port, latency=latency)
     return RunningSandbox(hubspot, ga4, company)
+
+
+def start_hubspot(company: Company, *, port: int = 0, latency: float = 0.0, burst_limit: int = 100) -> HubSpotSandbox:
+    """HubSpot alone (the benchmark runs each service in a process of its own, as they are)."""
+    state = HubSpotState()
+    state.load_company(company)
+    sandbox = HubSpotSandbox(state, port=port, latency=latency, access_token=SANDBOX_TOKEN, burst_limit=burst_limit)
+    return sandbox.start()
+
+
+def start_ga4(company: Company, *, now: datetime, port: int = 0, latency: float = 0.0) -> GA4Sandbox:
+    state = GA4State(property_id=company.ga4_property_id, time_zone=company.ga4_time_zone)
+    state.load_company(company)
+    return GA4Sandbox(state, port=port, latency=latency, now=lambda: now).start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ from sqlalchemy import Engine, Result, event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, create_engine
 
+from closedloop.store import gate
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -20,6 +22,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        gate.register(engine)  # this process's write transactions take turns (see store.gate)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
@@ -55,8 +58,11 @@ def open_store(url: str) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: committed on success, rolled back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    """One transaction: committed on success, rolled back on any error.
+
+    On SQLite, the transactions of this process's threads queue for their turn first.
+    """
+    with gate.write_gate(engine) or nullcontext(), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

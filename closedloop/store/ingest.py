@@ -7,7 +7,7 @@ replace of one object's child rows), so the replay changes nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +34,22 @@ GA4_SPEND_ORIGIN = "ga4"
 
 def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str]:
     """Upsert the batch's records, quarantine its bad ones, and move the stream's cursor."""
+    counts = store_records(session, batch.records)
+    if batch.quarantined:
+        counts["quarantined"] = store_quarantine(session, batch.quarantined, now=now)
+    upsert(
+        session,
+        table(m.SyncCursor),
+        [{"stream": batch.stream, "state": batch.cursor, "updated_at": now}],
+        key=("stream",),
+    )
+    return counts
+
+
+def store_records(session: Session, records: Sequence[Any]) -> Counter[str]:
+    """Upsert records of any kind; counted by table."""
     groups: dict[type, list[Any]] = {}
-    for record in batch.records:
+    for record in records:
         groups.setdefault(type(record), []).append(record)
     counts: Counter[str] = Counter()
     if contacts := groups.get(ContactRecord):
@@ -54,14 +68,6 @@ def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str
         counts["pipeline_stages"] = upsert(
             session, table(m.PipelineStage), [shallow_dict(s) for s in stages], key=("pipeline_id", "stage_id")
         )
-    if batch.quarantined:
-        counts["quarantined"] = store_quarantine(session, batch.quarantined, now=now)
-    upsert(
-        session,
-        table(m.SyncCursor),
-        [{"stream": batch.stream, "state": batch.cursor, "updated_at": now}],
-        key=("stream",),
-    )
     return counts
 
 

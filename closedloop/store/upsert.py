@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy import JSON, Connection, Table, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -74,24 +75,40 @@ def _driver_executemany(
     if not set(compiled.binds) <= set(columns):
         return False
     processors = {name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns}
-    converted = {name: process for name, process in processors.items() if process is not None}
+    converted = {
+        name: _quick_empty(process) if isinstance(table.c[name].type, JSON) else process
+        for name, process in processors.items()
+        if process is not None
+    }
     order = list(compiled.positiontup) if dialect.positional and compiled.positiontup else None
     names = order if order is not None else list(columns)
-    values_of = itemgetter(*names)
     for start in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[start : start + _CHUNK_ROWS]
-        if converted:  # only the columns whose type converts (dates, JSON) go through Python
-            chunk = [{**row, **{n: process(row[n]) for n, process in converted.items()}} for row in chunk]
+        # Column by column: only the columns whose type converts (dates, JSON) go through
+        # Python a value at a time; the others are gathered and zipped into rows in C.
+        by_column = [
+            map(converted[name], map(itemgetter(name), chunk)) if name in converted else map(itemgetter(name), chunk)
+            for name in names
+        ]
         if order is not None:
-            params: list[Any] = (
-                [values_of(row) for row in chunk] if len(names) > 1 else [(row[names[0]],) for row in chunk]
-            )
+            params: list[Any] = list(zip(*by_column, strict=True))
             if dialect.name == "sqlite" and _many_rows_a_statement(connection, compiled.string, len(names), params):
                 continue
         else:
-            params = [{name: row[name] for name in names} for row in chunk]
+            params = [dict(zip(names, values, strict=True)) for values in zip(*by_column, strict=True)]
         connection.exec_driver_sql(compiled.string, params)
     return True
+
+
+def _quick_empty(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's bind processor that answers an empty dict without encoding it: most
+    sessions carry no click ids, and encoding ``{}`` half a million times was seconds of a pull."""
+    empty = process({})
+
+    def quick(value: Any) -> Any:
+        return empty if value == {} and isinstance(value, dict) else process(value)
+
+    return quick
 
 
 def _many_rows_a_statement(connection: Any, sql: str, width: int, params: list[Any]) -> bool:
@@ -110,10 +127,7 @@ def _many_rows_a_statement(connection: Any, sql: str, width: int, params: list[A
     whole = len(params) - len(params) % per_statement
     if whole:
         many = sql.replace(marker, "VALUES " + ", ".join([group] * per_statement))
-        flat = [
-            tuple(value for row in params[start : start + per_statement] for value in row)
-            for start in range(0, whole, per_statement)
-        ]
+        flat = [tuple(chain.from_iterable(params[at : at + per_statement])) for at in range(0, whole, per_statement)]
         connection.exec_driver_sql(many, flat if len(flat) > 1 else flat[0])
     # The rest a row a time: a statement text per tail length would fill sqlite3's statement
     # cache with large programs, a few hundred kilobytes each, on every pooled connection.

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from closedloop.connectors.errors import ClosedloopAPIError
 from closedloop.connectors.records import Batch
 from closedloop.memory import limit_malloc_arenas, release_free_memory
 from closedloop.store.engine import session_scope
-from closedloop.store.ingest import store_batch
+from closedloop.store.ingest import store_batch, store_records
 from closedloop.store.models import SyncRun
 from closedloop.sync.cursors import load_cursor
 from closedloop.sync.derive import RebuildStats, rebuild
@@ -34,6 +34,10 @@ Progress = Callable[[str], None]
 # Records a stream may fetch ahead of the store: 25 contacts pages (five seconds of searches) ride
 # out another stream's large commit; a GA4 page of 50,000 rows still waits for the one before.
 READ_AHEAD_RECORDS = 5_000
+# Records per transaction of a large page: SQLite has one writer, and a 50,000-row GA4 page
+# committed whole kept the contacts stream (a search page every 0.2 s) from committing for
+# seconds.  The cursor moves with the page's last slice, so a crash re-pulls the page whole.
+COMMIT_RECORDS = 5_000
 
 
 @dataclass(slots=True)
@@ -89,13 +93,31 @@ def pull_stream(
     pages = source.pull(stream, cursor, now=now)
     with closing(read_ahead(pages, budget=READ_AHEAD_RECORDS, weigh=_size, name=f"pull {stream}")) as batches:
         for batch in batches:
+            ahead, last = _commit_slices(batch)
+            for records in ahead:
+                with session_scope(engine) as session:
+                    totals.update(store_records(session, records))
             with session_scope(engine) as session:
-                totals.update(store_batch(session, batch, now=now))
+                totals.update(store_batch(session, last, now=now))
             totals["batches"] += 1
             progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
             if should_stop():
                 raise Interrupted(f"stopped after batch {totals['batches']} of {stream}")
     return totals
+
+
+def _commit_slices(batch: Batch) -> tuple[list[list[Any]], Batch]:
+    """Records committed ahead of the page, and the page's last part, which moves the cursor.
+
+    Only a page of one kind of record (GA4 sessions) is sliced; pages that mix kinds (deals
+    with their links and stage history) are stored whole.
+    """
+    records = batch.records
+    if len(records) <= COMMIT_RECORDS or any(type(r) is not type(records[0]) for r in records):
+        return [], batch
+    cut = len(records) - COMMIT_RECORDS
+    ahead = [records[start : min(start + COMMIT_RECORDS, cut)] for start in range(0, cut, COMMIT_RECORDS)]
+    return ahead, replace(batch, records=records[cut:])
 
 
 def _size(batch: Batch) -> int:

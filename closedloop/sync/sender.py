@@ -4,12 +4,11 @@ One call at a time, each batch waits for its own round trip and its bookkeeping 
 values in flight, recording the outcome) before the next may leave, which keeps a 10-calls-
 a-second budget at about eight.  With two or three in flight the limiter, not the round
 trip, sets the pace.  Batches are independent (each object is in exactly one), so their
-order does not matter; every batch is marked in flight before it is sent, as before.
+order does not matter; every batch is marked in flight before it is sent.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +33,6 @@ class ParallelSender:
         self._running: deque[Future[None]] = deque()
         self._should_stop = should_stop
         self._describe = describe
-        self.lock = threading.Lock()  # for the bookkeeping the sends share (stats)
 
     def submit(self, send: Send) -> None:
         while len(self._running) >= self._parallel:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import datetime
 
 from sqlalchemy import Engine, select
@@ -21,14 +22,16 @@ from closedloop.store import models as m
 from closedloop.store.engine import plain_rows
 from closedloop.sync.interrupt import ShouldStop, never
 from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
+from closedloop.sync.readahead import read_ahead
 from closedloop.sync.sender import ParallelSender
 from closedloop.sync.writeback_state import (
+    OutcomeLog,
     PropertyChange,
     WritebackStats,
+    clear_in_flight,
     count_given_up,
     mark_in_flight,
     reconcile_in_flight,
-    record_outcome,
 )
 
 CHUNK = 2000
@@ -175,6 +178,14 @@ def run_writeback(
     should_stop: ShouldStop = never,
     contact_chunks: Iterable[Sequence[str]] | None = None,
 ) -> WritebackStats:
+    """Send every change in full batches, a few calls in flight.
+
+    Bookkeeping is per planned chunk, not per call: a chunk's changes are marked in flight in
+    one transaction before any of them is sent, and outcomes are recorded ten batches at a
+    time.  Two store transactions around every call were most of a call's time while a rebuild
+    beside it held the store's write lock; a crash in between still leaves marks that the next
+    run reconciles, so nothing is sent twice.
+    """
     stats = WritebackStats()
     wb = config.writeback
     specs = property_specs(wb.property_prefix, config.attribution.primary_model)
@@ -184,38 +195,46 @@ def run_writeback(
     # One buffer per object type, so every batch call but the last of each type is full.
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
     changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
+    outcomes = OutcomeLog(engine, now=now, stats=stats)
 
-    with ParallelSender(
-        wb.parallel_requests, should_stop=should_stop, describe=lambda: f"after {stats.objects_written:,} objects"
-    ) as sender:
+    try:
+        with ParallelSender(
+            wb.parallel_requests, should_stop=should_stop, describe=lambda: f"after {stats.objects_written:,} objects"
+        ) as sender:
 
-        def send(updates: list[PropertyUpdate]) -> None:
-            batch = {(u.object_type, u.object_id): changes_by_object.pop((u.object_type, u.object_id)) for u in updates}
+            def send(updates: list[PropertyUpdate]) -> None:
+                keys = [(u.object_type, u.object_id) for u in updates]
+                batch = {key: changes_by_object[key] for key in keys}
+                sender.submit(lambda: outcomes.add(writer.write(updates), batch))
+                for key in keys:  # sent (or sending): no longer ours to unmark
+                    del changes_by_object[key]
 
-            def call() -> None:
-                mark_in_flight(engine, [c for items in batch.values() for c in items])
-                result = writer.write(updates)
-                with sender.lock:
-                    record_outcome(engine, result, batch, now=now, stats=stats)
-
-            sender.submit(call)
-
-        for changes in plan_changes(engine, config, contact_chunks=contact_chunks):
-            grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
-            for change in changes:
-                if (change.object_type, change.property) not in owned:  # never touch what isn't ours
-                    raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
-                grouped.setdefault((change.object_type, change.object_id), []).append(change)
-            for (object_type, object_id), items in grouped.items():
-                changes_by_object[(object_type, object_id)] = items
-                pending[object_type].append(PropertyUpdate(object_type, object_id, {c.property: c.new for c in items}))
+            # The next chunk is planned (read from the store) while this one's batches are sent;
+            # planned in turn, the window stood idle for a fraction of a second every chunk.
+            ahead = read_ahead(plan_changes(engine, config, contact_chunks=contact_chunks), budget=1, name="plan")
+            with closing(ahead) as planned:
+                for changes in planned:
+                    grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
+                    for change in changes:
+                        if (change.object_type, change.property) not in owned:  # never touch what isn't ours
+                            raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
+                        grouped.setdefault((change.object_type, change.object_id), []).append(change)
+                    mark_in_flight(engine, changes)
+                    for (object_type, object_id), items in grouped.items():
+                        changes_by_object[(object_type, object_id)] = items
+                        update = PropertyUpdate(object_type, object_id, {c.property: c.new for c in items})
+                        pending[object_type].append(update)
+                    for queue in pending.values():
+                        while len(queue) >= wb.batch_size:
+                            send(queue[: wb.batch_size])
+                            del queue[: wb.batch_size]
             for queue in pending.values():
-                while len(queue) >= wb.batch_size:
-                    send(queue[: wb.batch_size])
-                    del queue[: wb.batch_size]
-        for queue in pending.values():
-            if queue:
-                send(queue)
+                if queue:
+                    send(queue)
+    finally:
+        outcomes.flush()
+        # Marked but never sent (the run stopped): not in flight, so no read-back next run.
+        clear_in_flight(engine, [c for items in changes_by_object.values() for c in items])
     stats.records_given_up = count_given_up(engine, wb.max_attempts)
     return stats
 

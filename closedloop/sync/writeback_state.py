@@ -7,6 +7,7 @@ and counts a value already there as written, so a restart never sends the same v
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,59 @@ def record_outcome(
                 )
             for change in changes_by_object.pop((failure.object_type, failure.object_id), []):
                 _record_failure(session, change, failure.reason)
+
+
+class OutcomeLog:
+    """Outcomes of sent batches, recorded in one transaction per ``every`` batches.
+
+    Until recorded, a sent value stays marked in flight: a crash in between loses nothing, as
+    the next run reads marked values back before planning.  Thread-safe (sends run side by side).
+    """
+
+    def __init__(self, engine: Engine, *, now: datetime, stats: WritebackStats, every: int = 10) -> None:
+        self._engine, self._now, self._stats, self._every = engine, now, stats, every
+        self._lock = threading.Lock()
+        self._result = WriteResult()
+        self._changes: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
+        self._batches = 0
+
+    def add(self, result: WriteResult, changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]]) -> None:
+        with self._lock:
+            self._result.extend(result)
+            self._changes.update(changes_by_object)
+            self._batches += 1
+            if self._batches >= self._every:
+                self._record()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._record()
+
+    def _record(self) -> None:
+        if self._batches:
+            record_outcome(self._engine, self._result, self._changes, now=self._now, stats=self._stats)
+        self._result, self._changes, self._batches = WriteResult(), {}, 0
+
+
+def clear_in_flight(engine: Engine, changes: Sequence[PropertyChange]) -> None:
+    """Unmark values that were marked in flight but never sent."""
+    by_object: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for c in changes:
+        by_object[(c.object_type, c.object_id)].append(c.property)
+    if not by_object:
+        return
+    state = table(m.WritebackState)
+    with session_scope(engine) as session:
+        for (object_type, object_id), properties in by_object.items():
+            session.execute(
+                update(state)
+                .where(
+                    state.c.object_type == object_type,
+                    state.c.object_id == object_id,
+                    state.c.property.in_(properties),
+                )
+                .values(in_flight_value=None)
+            )
 
 
 def _written_row(object_type: str, object_id: str, prop: str, value: str, now: datetime) -> dict[str, Any]:

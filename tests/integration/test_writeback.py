@@ -22,8 +22,9 @@ from closedloop.store import models as m
 from closedloop.store.engine import open_store
 from closedloop.sync.derive import rebuild
 from closedloop.sync.factory import Connectors, build_connectors
+from closedloop.sync.interrupt import Interrupted
 from closedloop.sync.pipeline import RunReport, run_once
-from closedloop.sync.writeback import dry_run, plan_changes
+from closedloop.sync.writeback import dry_run, plan_changes, run_writeback
 from closedloop.sync.writeback_state import PropertyChange, mark_in_flight
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -233,3 +234,39 @@ def test_deals_go_out_once_their_credits_are_committed_before_the_contacts_credi
             select(func.count()).select_from(m.Credit).where(m.Credit.conversion_id.like("contact_%"))  # type: ignore[attr-defined]
         ).scalar_one()
     assert deal_credits > 0 and contact_credits == 0
+
+
+def _in_flight(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(m.WritebackState).where(
+            m.WritebackState.in_flight_value.is_not(None))).scalar_one())  # type: ignore[union-attr]
+
+
+def test_a_write_back_stopped_part_way_leaves_nothing_in_flight_and_the_next_sends_the_rest(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk is marked in flight before its first batch goes and outcomes are recorded in
+    groups; stopped part-way, every sent value is recorded and what was never sent is unmarked,
+    so the next run reads nothing back and sends only what is left."""
+    small = world.config.model_copy(update={"writeback": world.config.writeback.model_copy(
+        update={"batch_size": 10, "parallel_requests": 2})})
+    connectors, sent = _recording_sends(world, monkeypatch)
+    assert connectors.writer is not None
+    run_once(engine=world.engine, config=small, sources=connectors.sources, writer=None, log=connectors.log, now=NOW)
+    everything = len(dry_run(world.engine, small))
+
+    with pytest.raises(Interrupted):
+        run_writeback(world.engine, small, connectors.writer, now=NOW, should_stop=lambda: len(sent) >= 30)
+    assert _in_flight(world.engine) == 0
+    with Session(world.engine) as session:
+        written = m.WritebackState.value.is_not(None)  # type: ignore[union-attr]
+        recorded = session.execute(select(func.count()).select_from(m.WritebackState).where(written)).scalar_one()
+        objects = session.execute(select(func.count()).select_from(
+            select(m.WritebackState.object_type, m.WritebackState.object_id).where(written).distinct().subquery()
+        )).scalar_one()
+    assert objects == len(sent) and 0 < recorded < everything
+
+    rest = run_writeback(world.engine, small, connectors.writer, now=NOW)
+    assert rest.reconciled == 0
+    assert recorded + rest.properties_written == everything
+    assert dry_run(world.engine, small) == []

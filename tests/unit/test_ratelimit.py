@@ -99,6 +99,55 @@ def test_search_is_paced_per_second_and_counts_toward_the_burst() -> None:
     assert max_in_any_window(admitted, 10.0) <= 100
 
 
+def test_while_searches_run_other_calls_leave_them_their_share_of_the_burst_window() -> None:
+    """A search stream (4 a second) beside a stream of reads, as two threads would run them:
+    the reads get the window less search's share, so no search waits for a burst slot; once
+    searches stop, the reads get the whole window again."""
+    clock = FakeClock()
+    start = clock.now
+    searches: list[float] = []
+    reads: list[float] = []
+    waited: list[float] = []
+    state = {"next_search": start, "in_search": False}
+
+    def search() -> None:
+        state["in_search"] = True
+        asked = state["next_search"]
+        state["next_search"] = asked + 0.25
+        limiter.acquire(SEARCH)
+        waited.append(clock.now - asked)
+        searches.append(clock.now)
+        clock.now += 0.01
+        limiter.observe(SEARCH, None)
+        state["in_search"] = False
+
+    def sleep(seconds: float) -> None:
+        """While the reads' thread sleeps, the search thread runs what falls due."""
+        assert seconds > 0
+        end = clock.now + seconds
+        while not state["in_search"] and end < start + 30 and state["next_search"] <= end:
+            clock.now = max(clock.now, state["next_search"])
+            search()
+        clock.now = max(clock.now, end)
+
+    limiter = HubSpotLimiter(burst_limit=100, search_per_second=5, margin=0.0, clock=clock, sleep=sleep)
+    while clock.now < start + 60:
+        if clock.now < start + 30 and clock.now >= state["next_search"]:
+            clock.now = state["next_search"]
+            search()
+            continue
+        limiter.acquire(READ)
+        reads.append(clock.now)
+        clock.now += 0.01
+        limiter.observe(READ, None)
+    assert len(searches) >= 115  # 4 a second for 30 s
+    assert max(waited) < 0.05, "a search waited for a burst slot"
+    while_searching = [t for t in reads if t < start + 30]
+    assert max_in_any_window(while_searching, 10.0) <= 50
+    assert max_in_any_window(searches + reads, 10.0) <= 100
+    assert max_in_any_window([t for t in reads if t >= start + 45], 10.0) == 100
+
+
 def test_search_can_be_kept_out_of_the_burst_window() -> None:
     clock = FakeClock()
     limiter = HubSpotLimiter(
@@ -177,6 +226,26 @@ def test_headers_resync_limit_window_and_usage_case_insensitively() -> None:
     assert clock.now == start  # ten more fit
     limiter.acquire(READ)
     assert clock.now == pytest.approx(start + 5.0)  # the eleventh waits for the padded window
+
+
+def test_an_answer_read_late_does_not_pad_the_window_with_calls_nobody_made() -> None:
+    """The server counts its window when a call arrives; read half a second later, while our
+    own older calls leave the window, its count is no sign of another app's usage."""
+    clock = FakeClock()
+    limiter = HubSpotLimiter(burst_limit=100, margin=0.0, clock=clock, sleep=clock.sleep)
+    for _ in range(50):
+        limiter.acquire(READ)
+        clock.now += 0.01
+        limiter.observe(READ, None)
+    clock.now += 9.5  # the first of those leaves the window 10 s after its answer
+    limiter.acquire(READ)  # the server counts 51 when this one arrives
+    clock.now += 0.5  # the answer is read late: about 45 of our calls have left by now
+    limiter.observe(READ, {"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "49"})
+    assert limiter.burst.used(clock.now) <= 10
+    # A count above ours as the call left is another app's, and still adopted.
+    limiter.acquire(READ)
+    limiter.observe(READ, {"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "20"})
+    assert limiter.burst.used(clock.now) == 80
 
 
 def test_daily_budget_raises_instead_of_waiting_a_day() -> None:
