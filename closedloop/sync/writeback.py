@@ -8,6 +8,7 @@ keeps its old value, gains an attempt and its reason, and is tried again on late
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -195,31 +196,36 @@ def run_writeback(
     # One buffer per object type, so every batch call but the last of each type is full.
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
     changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
-    outcomes = OutcomeLog(engine, now=now, stats=stats)
+    unsent = _Unsent()
+
+    def planned_and_marked() -> Iterator[list[PropertyChange]]:
+        for changes in plan_changes(engine, config, contact_chunks=contact_chunks):
+            for change in changes:
+                if (change.object_type, change.property) not in owned:  # never touch what isn't ours
+                    raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
+            mark_in_flight(engine, changes)
+            unsent.add(changes)
+            yield changes
 
     try:
-        with ParallelSender(
+        with OutcomeLog(engine, now=now, stats=stats) as outcomes, ParallelSender(
             wb.parallel_requests, should_stop=should_stop, describe=lambda: f"after {stats.objects_written:,} objects"
         ) as sender:
 
             def send(updates: list[PropertyUpdate]) -> None:
                 keys = [(u.object_type, u.object_id) for u in updates]
-                batch = {key: changes_by_object[key] for key in keys}
+                batch = {key: changes_by_object.pop(key) for key in keys}
                 sender.submit(lambda: outcomes.add(writer.write(updates), batch))
-                for key in keys:  # sent (or sending): no longer ours to unmark
-                    del changes_by_object[key]
+                unsent.discard(keys)  # sent (or sending): no longer ours to unmark
 
-            # The next chunk is planned (read from the store) while this one's batches are sent;
-            # planned in turn, the window stood idle for a fraction of a second every chunk.
-            ahead = read_ahead(plan_changes(engine, config, contact_chunks=contact_chunks), budget=1, name="plan")
-            with closing(ahead) as planned:
+            # The next chunk is planned and marked in flight (store reads and a write, which may
+            # wait for a rebuild's transaction) while this one's batches are sent; in turn, the
+            # window stood idle for a fraction of a second every chunk.
+            with closing(read_ahead(planned_and_marked(), budget=1, name="plan")) as planned:
                 for changes in planned:
                     grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
                     for change in changes:
-                        if (change.object_type, change.property) not in owned:  # never touch what isn't ours
-                            raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
                         grouped.setdefault((change.object_type, change.object_id), []).append(change)
-                    mark_in_flight(engine, changes)
                     for (object_type, object_id), items in grouped.items():
                         changes_by_object[(object_type, object_id)] = items
                         update = PropertyUpdate(object_type, object_id, {c.property: c.new for c in items})
@@ -232,11 +238,32 @@ def run_writeback(
                 if queue:
                     send(queue)
     finally:
-        outcomes.flush()
         # Marked but never sent (the run stopped): not in flight, so no read-back next run.
-        clear_in_flight(engine, [c for items in changes_by_object.values() for c in items])
+        clear_in_flight(engine, unsent.remaining())
     stats.records_given_up = count_given_up(engine, wb.max_attempts)
     return stats
+
+
+class _Unsent:
+    """Changes marked in flight and not yet handed to a send, by object (two threads share it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changes: dict[tuple[ObjectType, str], list[PropertyChange]] = defaultdict(list)
+
+    def add(self, changes: Sequence[PropertyChange]) -> None:
+        with self._lock:
+            for change in changes:
+                self._changes[(change.object_type, change.object_id)].append(change)
+
+    def discard(self, keys: Iterable[tuple[ObjectType, str]]) -> None:
+        with self._lock:
+            for key in keys:
+                self._changes.pop(key, None)
+
+    def remaining(self) -> list[PropertyChange]:
+        with self._lock:
+            return [c for items in self._changes.values() for c in items]
 
 
 def dry_run(engine: Engine, config: Config) -> Sequence[PropertyChange]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,10 +94,12 @@ def record_outcome(
 
 
 class OutcomeLog:
-    """Outcomes of sent batches, recorded in one transaction per ``every`` batches.
+    """Outcomes of sent batches, recorded in one transaction per ``every`` batches, by a thread
+    of its own: a send goes on to its next batch instead of waiting for the store.
 
     Until recorded, a sent value stays marked in flight: a crash in between loses nothing, as
-    the next run reads marked values back before planning.  Thread-safe (sends run side by side).
+    the next run reads marked values back before planning.  Leaving the ``with`` block records
+    the rest and raises the first recording error.
     """
 
     def __init__(self, engine: Engine, *, now: datetime, stats: WritebackStats, every: int = 10) -> None:
@@ -105,6 +108,8 @@ class OutcomeLog:
         self._result = WriteResult()
         self._changes: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
         self._batches = 0
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self._recording: list[Future[None]] = []
 
     def add(self, result: WriteResult, changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]]) -> None:
         with self._lock:
@@ -112,16 +117,33 @@ class OutcomeLog:
             self._changes.update(changes_by_object)
             self._batches += 1
             if self._batches >= self._every:
-                self._record()
+                self._hand_over()
+            done = [f for f in self._recording if f.done()]
+            self._recording = [f for f in self._recording if not f.done()]
+        for future in done:
+            future.result()  # a recording error surfaces in the send that comes next
 
-    def flush(self) -> None:
-        with self._lock:
-            self._record()
-
-    def _record(self) -> None:
+    def _hand_over(self) -> None:
         if self._batches:
-            record_outcome(self._engine, self._result, self._changes, now=self._now, stats=self._stats)
+            result, changes = self._result, self._changes
+            self._recording.append(
+                self._recorder.submit(record_outcome, self._engine, result, changes, now=self._now, stats=self._stats)
+            )
         self._result, self._changes, self._batches = WriteResult(), {}, 0
+
+    def __enter__(self) -> OutcomeLog:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        with self._lock:
+            self._hand_over()
+            recording = self._recording
+            self._recording = []
+        self._recorder.shutdown(wait=True)
+        for future in recording:
+            error = future.exception()
+            if error is not None and exc_type is None:  # else the error on its way out is reported
+                raise error
 
 
 def clear_in_flight(engine: Engine, changes: Sequence[PropertyChange]) -> None:

@@ -270,3 +270,27 @@ def test_a_write_back_stopped_part_way_leaves_nothing_in_flight_and_the_next_sen
     assert rest.reconciled == 0
     assert recorded + rest.properties_written == everything
     assert dry_run(world.engine, small) == []
+
+
+def test_an_outcome_that_cannot_be_recorded_fails_the_write_back_and_stays_in_flight(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes are recorded on a thread of their own; its error still ends the write-back, and
+    the values it could not record stay marked, for the next run to read back, not resend."""
+    from closedloop.sync import writeback_state
+
+    connectors = build_connectors(world.config, sleep=lambda _s: None)
+    assert connectors.writer is not None
+    run_once(engine=world.engine, config=world.config, sources=connectors.sources, writer=None,
+             log=connectors.log, now=NOW)
+
+    def broken_store(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writeback_state, "record_outcome", broken_store)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_writeback(world.engine, world.config, connectors.writer, now=NOW)
+    assert _in_flight(world.engine) > 0
+    monkeypatch.undo()
+    again = run_writeback(world.engine, world.config, connectors.writer, now=NOW)
+    assert again.reconciled > 0 and dry_run(world.engine, world.config) == []
