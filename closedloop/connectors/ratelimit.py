@@ -99,6 +99,7 @@ class RollingWindow:
     def release(self, now: float) -> None:
         self.in_flight = max(0, self.in_flight - 1)
         self._answered.append(now)
+        self.used(now)  # drop what left the window: a window nobody asks about must not grow
 
     def pad(self, calls: int, now: float) -> None:
         """Count calls we did not make (another app on the same account) as answered now."""
