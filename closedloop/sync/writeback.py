@@ -195,17 +195,15 @@ def run_writeback(
     owned = {(s.object_type, s.name) for s in specs}
     # One buffer per object type, so every batch call but the last of each type is full.
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
-    changes_by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
     unsent = _Unsent()
 
-    def planned_and_marked() -> Iterator[list[PropertyChange]]:
+    def planned_and_marked() -> Iterator[dict[tuple[ObjectType, str], list[PropertyChange]]]:
         for changes in plan_changes(engine, config, contact_chunks=contact_chunks):
             for change in changes:
                 if (change.object_type, change.property) not in owned:  # never touch what isn't ours
                     raise AssertionError(f"refusing to write {change.property}: not a closedloop property")
             mark_in_flight(engine, changes)
-            unsent.add(changes)
-            yield changes
+            yield unsent.add(changes)
 
     try:
         with OutcomeLog(engine, now=now, stats=stats) as outcomes, ParallelSender(
@@ -214,7 +212,7 @@ def run_writeback(
 
             def send(updates: list[PropertyUpdate]) -> None:
                 keys = [(u.object_type, u.object_id) for u in updates]
-                batch = {key: changes_by_object.pop(key) for key in keys}
+                batch = unsent.get(keys)
                 sender.submit(lambda: outcomes.add(writer.write(updates), batch))
                 unsent.discard(keys)  # sent (or sending): no longer ours to unmark
 
@@ -222,12 +220,8 @@ def run_writeback(
             # wait for a rebuild's transaction) while this one's batches are sent; in turn, the
             # window stood idle for a fraction of a second every chunk.
             with closing(read_ahead(planned_and_marked(), budget=1, name="plan")) as planned:
-                for changes in planned:
-                    grouped: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
-                    for change in changes:
-                        grouped.setdefault((change.object_type, change.object_id), []).append(change)
-                    for (object_type, object_id), items in grouped.items():
-                        changes_by_object[(object_type, object_id)] = items
+                for by_object in planned:
+                    for (object_type, object_id), items in by_object.items():
                         update = PropertyUpdate(object_type, object_id, {c.property: c.new for c in items})
                         pending[object_type].append(update)
                     for queue in pending.values():
@@ -245,16 +239,25 @@ def run_writeback(
 
 
 class _Unsent:
-    """Changes marked in flight and not yet handed to a send, by object (two threads share it)."""
+    """Changes marked in flight and not yet handed to a send, by object (the planning thread
+    adds, the sending thread takes; what is left when the run stops is unmarked)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._changes: dict[tuple[ObjectType, str], list[PropertyChange]] = defaultdict(list)
+        self._changes: dict[tuple[ObjectType, str], list[PropertyChange]] = {}
 
-    def add(self, changes: Sequence[PropertyChange]) -> None:
+    def add(self, changes: Sequence[PropertyChange]) -> dict[tuple[ObjectType, str], list[PropertyChange]]:
+        """The chunk's changes by object (each object is planned once a run)."""
+        by_object: dict[tuple[ObjectType, str], list[PropertyChange]] = defaultdict(list)
+        for change in changes:
+            by_object[(change.object_type, change.object_id)].append(change)
         with self._lock:
-            for change in changes:
-                self._changes[(change.object_type, change.object_id)].append(change)
+            self._changes.update(by_object)
+        return by_object
+
+    def get(self, keys: Iterable[tuple[ObjectType, str]]) -> dict[tuple[ObjectType, str], list[PropertyChange]]:
+        with self._lock:
+            return {key: self._changes[key] for key in keys}
 
     def discard(self, keys: Iterable[tuple[ObjectType, str]]) -> None:
         with self._lock:

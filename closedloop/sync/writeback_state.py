@@ -118,8 +118,11 @@ class OutcomeLog:
             self._batches += 1
             if self._batches >= self._every:
                 self._hand_over()
-            done = [f for f in self._recording if f.done()]
-            self._recording = [f for f in self._recording if not f.done()]
+            done: list[Future[None]] = []
+            running: list[Future[None]] = []
+            for future in self._recording:  # one look each: a future may finish in between
+                (done if future.done() else running).append(future)
+            self._recording = running
         for future in done:
             future.result()  # a recording error surfaces in the send that comes next
 
