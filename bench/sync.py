@@ -120,12 +120,13 @@ class Sandbox:
     def __init__(self, args: dict[str, Any]) -> None:
         ctx = mp.get_context("spawn")
         self._pipes: dict[str, Connection] = {}
-        self._processes = []
+        self._processes: list[Any] = []
         for service in ("hubspot", "ga4"):
             parent, child = ctx.Pipe()
             process = ctx.Process(target=sandbox_child, args=(child, args, service), daemon=True)
             process.start()
-            self._pipes[service], self._processes = parent, [*self._processes, process]
+            self._pipes[service] = parent
+            self._processes.append(process)
         hubspot, ga4 = (self._pipes[s].recv() for s in ("hubspot", "ga4"))
         self.info = {**hubspot, "hubspot_url": hubspot["url"], "ga4_url": ga4["url"]}
 

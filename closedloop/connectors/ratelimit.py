@@ -199,7 +199,6 @@ class HubSpotLimiter:
                 else:
                     wait = self.burst.wait_s(now, reserve=self._search_reserve(now))
                     if self._searching(now):
-                        self.others.limit, self.others.window_s = self._others_limit(), self.burst.window_s
                         # Look again when the searches may have stopped, not only when a slot frees.
                         until_quiet = (self._search_asked_at or now) + _SEARCH_ACTIVE_S - now
                         wait = max(wait, min(self.others.wait_s(now), max(_POLL_S, until_quiet)))
@@ -266,6 +265,7 @@ class HubSpotLimiter:
             self.burst.limit = self._kept(limit)
         if interval_ms is not None and interval_ms > 0:
             self.burst.window_s = interval_ms / 1000
+        self.others.limit, self.others.window_s = self._others_limit(), self.burst.window_s  # follows the burst
         if remaining is not None:
             server_used = (limit if limit and limit > 0 else self.burst.limit) - remaining
             shortfall = server_used - (counted if counted is not None else self.burst.used(now))
