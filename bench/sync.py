@@ -19,6 +19,7 @@ by adding anonymous visitors.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import multiprocessing as mp
 import resource
@@ -90,6 +91,10 @@ def sandbox_child(conn: Connection, args: dict[str, Any], service: str) -> None:
     else:
         ga4 = start_ga4(company, now=NOW, latency=args["latency"])
         server, url = ga4, ga4.url
+    # The loaded company is millions of objects that live as long as the process: a full
+    # collection walking them all paused every answer for seconds (a real service does not).
+    gc.collect()
+    gc.freeze()
     conn.send(
         {
             "url": url,

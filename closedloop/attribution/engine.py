@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from closedloop.attribution.batch import TouchBatch, batch_from_journeys, batch_from_paths
+from closedloop.attribution.batch import TouchBatch, batch_from_codes, batch_from_journeys
 from closedloop.attribution.registry import (
     check_model_name,
     fitted_importance,
@@ -29,41 +30,49 @@ class CreditRow:
 
 
 def _fitting_batch(
-    journeys: Sequence[Journey],
-    channel_names: tuple[str, ...],
+    journeys: Iterable[Journey],
     non_converting_paths: Sequence[Sequence[str]],
     config: AttributionConfig,
-) -> TouchBatch:
-    """Converting journeys plus non-converting paths, coded like the journeys' batch.
+) -> TouchBatch | None:
+    """Converting journeys plus non-converting paths as one batch; None without a journey.
 
-    A dummy first path pins the channel codes to the journeys' order; it has weight 0, so it
-    adds no transitions and no conversions.
+    ``journeys`` is read once, so a generator keeps one journey alive at a time: at 100,000
+    contacts the journeys and their touches, held whole for the fit, were a rebuild's largest
+    allocation.  Codes go straight into flat arrays.  A dummy first path (weight 0: no
+    transitions, no conversions) pins the codes to the journeys' order of first appearance.
     """
-    nulls = [path for path in non_converting_paths if path]
-    paths: list[Sequence[str]] = [channel_names] if channel_names else []
-    paths += [[touch.channel for touch in journey.touches] for journey in journeys]
-    paths += nulls
-    pinned = 1 if channel_names else 0
-    conversions = np.r_[np.zeros(pinned), np.ones(len(journeys)), np.zeros(len(nulls))]
-    value = np.r_[np.zeros(pinned), [j.value for j in journeys], np.zeros(len(nulls))]
-    null_counts = np.r_[np.zeros(pinned), np.zeros(len(journeys)), np.ones(len(nulls))]
-    batch = batch_from_paths(
-        paths,
-        conversions=conversions,
-        value=value,
-        nulls=null_counts,
+    code_of: dict[str, int] = {}
+    codes, lengths, values = array("q"), array("q"), array("d")
+    for journey in journeys:
+        if journey.touches:
+            lengths.append(len(journey.touches))
+            values.append(journey.value)
+            codes.extend(code_of.setdefault(touch.channel, len(code_of)) for touch in journey.touches)
+    converting = len(lengths)
+    if not converting:
+        return None
+    pinned = len(code_of)
+    for path in non_converting_paths:
+        if path:
+            lengths.append(len(path))
+            codes.extend(code_of.setdefault(channel, len(code_of)) for channel in path)
+    nulls = len(lengths) - converting
+    return batch_from_codes(
+        tuple(code_of),
+        np.concatenate((np.arange(pinned, dtype=np.int64), np.frombuffer(codes, dtype=np.int64))),
+        np.concatenate(([pinned], np.frombuffer(lengths, dtype=np.int64))),
+        conversions=np.r_[0.0, np.ones(converting), np.zeros(nulls)],
+        value=np.r_[0.0, np.frombuffer(values, dtype=np.float64), np.zeros(nulls)],
+        nulls=np.r_[0.0, np.zeros(converting), np.ones(nulls)],
         direct_channels=config.direct_channels,
     )
-    if batch.channel_names[: len(channel_names)] != channel_names:
-        raise AssertionError("channel codes out of order")
-    return batch
 
 
 ChannelImportance = Mapping[str, float]
 
 
 def fit_data_driven(
-    journeys: Sequence[Journey],
+    journeys: Iterable[Journey],
     *,
     models: Sequence[str],
     config: AttributionConfig,
@@ -72,14 +81,15 @@ def fit_data_driven(
     """Fit every data-driven model once on all journeys: model -> channel -> importance.
 
     Fitting needs the whole population of paths, crediting does not, so a caller with many
-    conversions fits once here and then credits them chunk by chunk with ``fitted=``.
+    conversions fits once here (``journeys`` may be a generator: it is read once) and then
+    credits them chunk by chunk with ``fitted=``.
     """
-    with_touches = [journey for journey in journeys if journey.touches]
     wanted = [name for name in models if is_data_driven(name)]
-    if not with_touches or not wanted:
+    if not wanted:
         return {}
-    names = batch_from_journeys(with_touches).channel_names
-    fitting = _fitting_batch(with_touches, names, non_converting_paths, config)
+    fitting = _fitting_batch(journeys, non_converting_paths, config)
+    if fitting is None:
+        return {}
     out: dict[str, ChannelImportance] = {}
     for name in wanted:
         importance = fitted_importance(name, fitting, config)

@@ -58,7 +58,13 @@ class HubSpotConfig(Strict):
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(6, ge=0, le=20)
     rate_limit_margin: float = Field(
-        0.02, ge=0, le=0.5, description="Share of the burst and daily limits left unused, for safety"
+        0.02, ge=0, le=0.5, description="Share of the daily limit (shared by the account's apps) left to others"
+    )
+    burst_margin: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Share of the app's own burst window left unused; raise it if another process uses the same token",
     )
     burst_limit: int | None = Field(
         None, ge=1, description="Calls per 10 s; unset means the tier's published limit"

@@ -117,6 +117,11 @@ class _Pending(threading.local):
 class HubSpotLimiter:
     """HubSpot's ten-second burst window, search's per-second cap, and the daily limit.
 
+    The burst window is the private app's own (100 or 190 per 10 s per app) and is counted
+    exactly (see the module's docstring), so by default all of it is used; ``burst_margin``
+    leaves a share unused where something else calls with the same app's token.  The daily
+    limit is shared by every app of the account: ``margin`` leaves a share of it to them.
+
     Search counts toward the burst window as well (the sandbox counts it; HubSpot documents
     search's own per-token cap and sends no rate-limit headers on search answers, so whether it
     also draws on the burst window cannot be read off; counting it is the safe choice).
@@ -135,17 +140,19 @@ class HubSpotLimiter:
         daily_limit: int = 250_000,
         search_per_second: float = HUBSPOT_SEARCH_PER_SECOND,
         margin: float = 0.02,
+        burst_margin: float = 0.0,
         search_counts_toward_burst: bool = True,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
-        if not 0 <= margin < 1:
-            raise ValueError("margin is a fraction in [0, 1)")
+        if not (0 <= margin < 1 and 0 <= burst_margin < 1):
+            raise ValueError("margin and burst_margin are fractions in [0, 1)")
         self.margin = margin
+        self.burst_margin = burst_margin
         self.search_counts_toward_burst = search_counts_toward_burst
         self.clock = clock
         self.sleep = sleep
-        self.burst = RollingWindow(self._kept(burst_limit), window_s)
+        self.burst = RollingWindow(self._kept_burst(burst_limit), window_s)
         self.search = RollingWindow(max(1, math.floor(search_per_second)), 1.0)
         self.search_per_second = search_per_second
         self.others = RollingWindow(self._others_limit(), window_s)  # calls that are not searches
@@ -159,12 +166,12 @@ class HubSpotLimiter:
         self.waited_s = 0.0
         self.calls = 0
 
-    def _kept(self, limit: int) -> int:
-        return max(1, math.floor(limit * (1 - self.margin)))
+    def _kept_burst(self, limit: int) -> int:
+        return max(1, math.floor(limit * (1 - self.burst_margin)))
 
     @property
     def daily_budget(self) -> int:
-        return self._kept(self.daily_limit)
+        return max(1, math.floor(self.daily_limit * (1 - self.margin)))
 
     @staticmethod
     def is_search(endpoint: str) -> bool:
@@ -262,7 +269,7 @@ class HubSpotLimiter:
         interval_ms = _int_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
         remaining = _int_header(headers, "X-HubSpot-RateLimit-Remaining")
         if limit is not None and limit > 0:
-            self.burst.limit = self._kept(limit)
+            self.burst.limit = self._kept_burst(limit)
         if interval_ms is not None and interval_ms > 0:
             self.burst.window_s = interval_ms / 1000
         self.others.limit, self.others.window_s = self._others_limit(), self.burst.window_s  # follows the burst

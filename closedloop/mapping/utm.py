@@ -89,6 +89,9 @@ def split_landing_page(url: str) -> tuple[str, dict[str, str]]:
     path, _, query = url.partition("?")
     if not query:
         return url, {}
+    lowered = query.lower()
+    if "%" not in query and not any(kind in lowered for kind in CLICK_ID_PARAMETERS):
+        return path, {}  # no click id can be in it (keys may be percent-encoded: those are parsed)
     ids: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         kind = key.lower()

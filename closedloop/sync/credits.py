@@ -1,15 +1,16 @@
 """Credits: journeys per conversion, data-driven models fitted once, credited chunk by chunk.
 
 Fitting Markov or Shapley needs every path; crediting a conversion needs only its own journey
-and the fitted importances.  So the journeys are built (small: channel, time and id per touch),
-the models fitted per conversion kind, and the credit rows produced and diff-written a chunk of
-conversions at a time, which keeps memory flat however many conversions there are.
+and the fitted importances.  So per conversion kind the journeys are streamed into the fit,
+then built again a chunk at a time, and the credit rows produced and diff-written per chunk,
+which keeps memory flat however many conversions there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, delete, select
@@ -26,6 +27,7 @@ from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
+from closedloop.sync.touch_table import TouchTable
 
 # Deals first: their write-back waits for their credits, contacts' does not.
 CONVERSION_KINDS: tuple[ConversionKind, ...] = ("deal_won", "deal_created", "contact_created")
@@ -33,39 +35,48 @@ CHUNK = 1000  # conversions per write: ~25k credit rows with 7 models, a few MB
 
 
 class ContactView(Protocol):
-    """What crediting needs of a contact: when the lead was created and its touches in order."""
+    """What crediting needs of a contact: when the lead was created, where its touches are."""
 
     created_at: datetime
     lead_at: datetime
-    touches: list[Touch]
+    position: int
 
 
 def write_credits(
     engine: Engine,
     config: Config,
     contacts: Mapping[str, ContactView],
+    touch_table: TouchTable,
     deals: Sequence[tuple[DealFacts, datetime | None]],
     conversions: Sequence[ConversionRow],
     anonymous: list[list[str]],
     *,
     should_stop: ShouldStop = never,
     on_deal_credits: Callable[[], None] | None = None,
+    settle: Callable[[], None] = lambda: None,
 ) -> DiffCounts:
     """``on_deal_credits`` hears when every deal conversion's credits are committed (before the
-    contacts' own, the largest kind), so deals can be written back while those are computed."""
-    touches = {cid: info.touches for cid, info in contacts.items()}
+    contacts' own, the largest kind), so deals can be written back while those are computed;
+    ``settle`` is called between chunks (see ``closedloop.memory.long_lived_heap``).
+
+    Journeys are built twice per kind, once streamed into the fit and once a chunk at a time
+    for crediting: held whole, a kind's journeys and their touches were the rebuild's peak.
+    """
     deal_by_id = {d.id: d for d, _ in deals}
 
+    def touches_of(contact_id: str) -> list[Touch]:
+        info = contacts.get(contact_id)
+        return touch_table.touches(info.position) if info is not None else []
+
     def deal_touches(deal: DealFacts) -> list[Touch]:
-        merged = {t.touchpoint_id: t for cid in deal.contact_ids for t in touches.get(cid, [])}
+        merged = {t.touchpoint_id: t for cid in deal.contact_ids for t in touches_of(cid)}
         return sorted(merged.values(), key=lambda t: (t.at, t.touchpoint_id))
 
     def lead_at(deal: DealFacts) -> datetime | None:
         dates = [contacts[c].lead_at for c in deal.contact_ids if c in contacts]
         return min(dates) if dates else None
 
-    def journeys_of(kind: ConversionKind) -> list[Journey]:
-        out: list[Journey] = []
+    def journeys_of(kind: ConversionKind) -> Iterator[Journey]:
         lookback = config.attribution.lookback(kind)
         for conv in conversions:
             if conv.kind != kind:
@@ -73,51 +84,52 @@ def write_credits(
             if kind == "contact_created":
                 if conv.contact_id is None or conv.contact_id not in contacts:
                     continue
-                out.append(
-                    build_journey(
-                        touches[conv.contact_id],
-                        converted_at=conv.occurred_at,
-                        lookback=lookback,
-                        lead_at=contacts[conv.contact_id].lead_at,
-                        conversion_id=conv.id,
-                        value=conv.value,
-                    )
+                yield build_journey(
+                    touches_of(conv.contact_id),
+                    converted_at=conv.occurred_at,
+                    lookback=lookback,
+                    lead_at=contacts[conv.contact_id].lead_at,
+                    conversion_id=conv.id,
+                    value=conv.value,
                 )
             elif conv.deal_id in deal_by_id:
                 deal = deal_by_id[conv.deal_id]
-                out.append(
-                    build_journey(
-                        deal_touches(deal),
-                        converted_at=conv.occurred_at,
-                        lookback=lookback,
-                        lead_at=lead_at(deal),
-                        opportunity_at=deal.opportunity_at or deal.created_at,
-                        won_at=conv.occurred_at if kind == "deal_won" else None,
-                        conversion_id=conv.id,
-                        value=conv.value,
-                    )
+                yield build_journey(
+                    deal_touches(deal),
+                    converted_at=conv.occurred_at,
+                    lookback=lookback,
+                    lead_at=lead_at(deal),
+                    opportunity_at=deal.opportunity_at or deal.created_at,
+                    won_at=conv.occurred_at if kind == "deal_won" else None,
+                    conversion_id=conv.id,
+                    value=conv.value,
                 )
-        return out
+
+    def non_converting_paths(kind: ConversionKind) -> list[list[str]]:
+        """Paths that did not convert to ``kind``: what data-driven models learn 'null' from."""
+        if kind == "contact_created":
+            return anonymous  # anonymous visitors' paths, in time order
+        if kind == "deal_created":
+            with_deal = {cid for d, _ in deals for cid in d.contact_ids}
+            paths = (touch_table.channels(info.position) for cid, info in contacts.items() if cid not in with_deal)
+            return [path for path in paths if path]
+        lost = [d for d, won in deals if won is None and d.closed_at is not None]
+        return [[t.channel for t in touches] for touches in map(deal_touches, lost) if touches]
 
     counts = DiffCounts()
     models = config.attribution.models
-    # One kind at a time: only its journeys and non-converting paths are held.
+    # One kind at a time: only its chunk of journeys and its non-converting paths are held.
     for kind in CONVERSION_KINDS:
         if kind == "contact_created" and on_deal_credits is not None:
             on_deal_credits()
-        kind_journeys = journeys_of(kind)
-        if not kind_journeys:
-            continue
         fitted = fit_data_driven(
-            kind_journeys,
-            models=models,
-            config=config.attribution,
-            non_converting_paths=_non_converting_paths(kind, touches, deals, anonymous, deal_touches),
+            journeys_of(kind), models=models, config=config.attribution, non_converting_paths=non_converting_paths(kind)
         )
-        for start in range(0, len(kind_journeys), CHUNK):
+        settle()
+        done = 0
+        for chunk in batched(journeys_of(kind), CHUNK):
             if should_stop():
-                raise Interrupted(f"stopped while crediting {kind}, after {start:,} conversions")
-            chunk = kind_journeys[start : start + CHUNK]
+                raise Interrupted(f"stopped while crediting {kind}, after {done:,} conversions")
             by_id = {t.touchpoint_id: t for journey in chunk for t in journey.touches}
             rows = [
                 _credit_row(credit, by_id)
@@ -134,13 +146,22 @@ def write_credits(
                         key=("conversion_id", "touchpoint_id", "model"),
                     )
                 )
-        del kind_journeys, fitted
+            done += len(chunk)
+            settle()
+        del fitted
         release_free_memory()
     with session_scope(engine) as session:
         # Credits of conversions that no longer exist (a deal deleted, a contact merged away).
         gone = session.execute(delete(m.Credit).where(col(m.Credit.conversion_id).not_in(select(col(m.Conversion.id)))))
         counts.deleted += int(getattr(gone, "rowcount", 0) or 0)
     return counts
+
+
+def batched(items: Iterable[Journey], size: int) -> Iterator[list[Journey]]:
+    """Lists of ``size`` (the last shorter); ``itertools.batched`` arrives in Python 3.12."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def _credit_row(credit: Any, touches: dict[int, Touch]) -> dict[str, Any]:
@@ -154,22 +175,3 @@ def _credit_row(credit: Any, touches: dict[int, Touch]) -> dict[str, Any]:
         "weight": credit.weight,
         "revenue": credit.revenue,
     }
-
-
-def _non_converting_paths(
-    kind: str,
-    touches: Mapping[str, list[Touch]],
-    deals: Sequence[tuple[DealFacts, datetime | None]],
-    anonymous: list[list[str]],
-    deal_touches: Callable[[DealFacts], list[Touch]],
-) -> list[list[str]]:
-    """Paths that did not convert to ``kind``: what data-driven models learn 'null' from."""
-    if kind == "contact_created":
-        return anonymous  # anonymous visitors' paths, in time order
-    if kind == "deal_created":
-        with_deal = {cid for d, _ in deals for cid in d.contact_ids}
-        return [[t.channel for t in touches[c]] for c in touches if c not in with_deal and touches[c]]
-    if kind == "deal_won":
-        lost = [d for d, won in deals if won is None and d.closed_at is not None]
-        return [[t.channel for t in deal_touches(d)] for d in lost if deal_touches(d)]
-    return []

@@ -36,7 +36,7 @@ from closedloop.mapping.touchpoints import (
     SessionRow,
     contact_touchpoints,
 )
-from closedloop.memory import release_free_memory
+from closedloop.memory import long_lived_heap, release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import plain_rows, session_scope
@@ -45,6 +45,7 @@ from closedloop.store.upsert import shallow_dict
 from closedloop.sync.credits import write_credits
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.session_links import SessionLinks
+from closedloop.sync.touch_table import TouchTable
 
 CHUNK = 2000
 Progress = Callable[[str], None]
@@ -74,7 +75,7 @@ class _ContactInfo:
     created_at: datetime
     offline: OfflineSource
     lead_at: datetime  # the lead milestone: from lifecycle history where mapped, else creation
-    touches: list[Touch] = field(default_factory=list)
+    position: int  # in the id order of every contact: where its touches are in the TouchTable
 
 
 def _click_ids(raw: Any) -> dict[str, str]:
@@ -104,11 +105,26 @@ def rebuild(
     so a run stopped half-way (``should_stop`` is checked between chunks) leaves nothing that
     the next run does not replace.
     """
-    say = progress or (lambda _msg: None)
+    with long_lived_heap() as settle:
+        return _rebuild(engine, config, say=progress or (lambda _msg: None), settle=settle,
+                        on_touchpoints=on_touchpoints, on_deal_credits=on_deal_credits, should_stop=should_stop)
+
+
+def _rebuild(
+    engine: Engine,
+    config: Config,
+    *,
+    say: Progress,
+    settle: Callable[[], None],
+    on_touchpoints: Callable[[list[str]], None] | None,
+    on_deal_credits: Callable[[], None] | None,
+    should_stop: ShouldStop,
+) -> RebuildStats:
     mapper = ChannelMapper.from_config(config.mapping)
     milestones = MilestoneMapper.from_config(config.mapping)
     stats = RebuildStats()
     direct = frozenset(c.lower() for c in config.attribution.direct_channels)
+    touch_table = TouchTable()
     with engine.connect() as links_conn, SessionLinks(links_conn) as links:
         with Session(engine) as session:
             graph, contacts, all_contact_ids = _load_contacts(session, milestones)
@@ -121,6 +137,7 @@ def rebuild(
             say(f"mapping sessions of {len(contacts):,} contacts")
             _link_sessions(session, graph, contacts, all_contact_ids, stats, links)
             graph.forget_keys()  # sessions are linked; only merges are asked about from here on
+        settle()  # contacts and the graph stay to the end
         say("writing touchpoints")
         grouped = links.grouped()
         waiting = next(grouped, None)
@@ -140,9 +157,10 @@ def rebuild(
                 built = contact_touchpoints(all_contact_ids[position], info.created_at, sessions, info.offline, mapper)
                 rows.extend(shallow_dict(t) for t in built)
                 # Crediting needs five fields of a touch: keep those, let the rows and sessions go.
-                info.touches = [
-                    Touch(t.channel, t.occurred_at, t.id, t.channel.lower() in direct, t.campaign) for t in built
-                ]
+                touch_table.add(
+                    position,
+                    (Touch(t.channel, t.occurred_at, t.id, t.channel.lower() in direct, t.campaign) for t in built),
+                )
             with session_scope(engine) as session:
                 stats.touchpoints.add(
                     replace_scope(
@@ -156,6 +174,7 @@ def rebuild(
                 )
             if on_touchpoints is not None:
                 on_touchpoints(scope)
+            settle()
         # Off the write-back's critical path: what crediting needs beyond touchpoints.
         release_free_memory()  # sessions and touchpoint rows are gone; touches stay
         say("reading anonymous sessions and deals")
@@ -166,17 +185,20 @@ def rebuild(
     for deal, won_at in deals:
         conversions.extend(deal_conversions(deal, won_at))
     stats.conversions.add(_write_conversions(engine, conversions))
+    settle()  # touches, deals, anonymous paths and conversions: what crediting reads throughout
     say("attributing conversions")
     stats.credits.add(
         write_credits(
             engine,
             config,
             contacts,
+            touch_table,
             deals,
             conversions,
             anonymous,
             should_stop=should_stop,
             on_deal_credits=on_deal_credits,
+            settle=settle,
         )
     )
     return stats
@@ -236,7 +258,7 @@ def _load_contacts(
             continue
         reached = lifecycle_dates([(s, datetime.fromisoformat(at)) for s, at in (stages or {}).items()], milestones)
         offline = OfflineSource(shared.setdefault(source, source), shared.setdefault(d1, d1), shared.setdefault(d2, d2))
-        contacts[cid] = _ContactInfo(created_at, offline, reached.get("lead", created_at))
+        contacts[cid] = _ContactInfo(created_at, offline, reached.get("lead", created_at), len(all_ids) - 1)
     same_id = {cid: cid for cid in all_ids}
     keys = (
         (same_id.get(cid, cid), IdentityKey(kind, value))

@@ -64,6 +64,7 @@ def hubspot_limiter(
         daily_limit=daily,
         search_per_second=config.search_per_second,
         margin=config.rate_limit_margin,
+        burst_margin=config.burst_margin,
         search_counts_toward_burst=config.search_counts_toward_burst,
         clock=clock,
         sleep=sleep or time.sleep,

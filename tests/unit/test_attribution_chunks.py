@@ -51,3 +51,23 @@ def test_fitting_only_data_driven_models() -> None:
     assert set(fitted) == {"markov"}
     assert set(fitted["markov"]) <= set(CHANNELS)
     assert all(v >= 0 for v in fitted["markov"].values())
+
+
+@pytest.mark.parametrize("model", ["markov", "markov_2", "shapley"])
+def test_fitting_reads_a_generator_once_with_the_same_result(model: str) -> None:
+    """The rebuild streams a kind's journeys into the fit instead of holding them all."""
+    config = AttributionConfig(models=[model], primary_model=model)
+    everything = journeys(200, seed=5)
+    nulls = [["Direct"], [], ["Email", "Video", "Direct"]] * 10  # "Video" only in a null path
+    reads = 0
+
+    def streamed():  # type: ignore[no-untyped-def]
+        nonlocal reads
+        for journey in everything:
+            reads += 1
+            yield journey
+
+    fitted = fit_data_driven(everything, models=[model], config=config, non_converting_paths=nulls)
+    assert fit_data_driven(streamed(), models=[model], config=config, non_converting_paths=nulls) == fitted
+    assert reads == len(everything)
+    assert fit_data_driven(iter([]), models=[model], config=config, non_converting_paths=nulls) == {}

@@ -12,7 +12,7 @@ from closedloop.config.mapping import AliasConfig, MappingConfig
 from closedloop.mapping.aliases import AliasTables
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.text import normalise_value
-from closedloop.mapping.utm import RawTouch, click_ids_in_url, normalise
+from closedloop.mapping.utm import CLICK_ID_PARAMETERS, RawTouch, click_ids_in_url, normalise, split_landing_page
 
 
 def mapper(rules: list[dict[str, Any]], **extra: Any) -> ChannelMapper:
@@ -234,3 +234,35 @@ def test_assign_never_raises_and_agrees_with_explain(raw: RawTouch) -> None:
     match = DEFAULT_MAPPER.assign(raw)
     assert match.channel
     assert DEFAULT_MAPPER.explain(raw).match == match
+
+
+def _split_by_parsing_every_query(url: str) -> tuple[str, dict[str, str]]:
+    from urllib.parse import parse_qsl
+
+    path, _, query = url.partition("?")
+    if not query:
+        return url, {}
+    ids: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in CLICK_ID_PARAMETERS and value.strip() and key.lower() not in ids:
+            ids[key.lower()] = value.strip()
+    return path, ids
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["gclid", "GCLID", "fbclid", "utm_source", "%67clid", "g%63lid", "x", "msclkid", "li_fat_id"]
+            ),
+            st.text(alphabet="abc%20+&=;", max_size=6),
+        ),
+        max_size=5,
+    ),
+    st.sampled_from(["/pricing", "", "/a?b"]),
+)
+def test_split_landing_page_skips_parsing_only_where_no_click_id_can_be(
+    pairs: list[tuple[str, str]], path: str
+) -> None:
+    url = path + "?" + "&".join(f"{k}={v}" for k, v in pairs)
+    assert split_landing_page(url) == _split_by_parsing_every_query(url)

@@ -80,7 +80,7 @@ def test_burst_window_never_holds_more_than_the_limit(calls: int, limit: int, la
 
 def test_margin_holds_back_a_share_and_pacing_stays_near_the_limit() -> None:
     clock = FakeClock()
-    limiter = HubSpotLimiter(burst_limit=100, margin=0.02, clock=clock, sleep=clock.sleep)
+    limiter = HubSpotLimiter(burst_limit=100, burst_margin=0.02, clock=clock, sleep=clock.sleep)
     start = clock.now
     admitted = drive(limiter, clock, [READ] * 1000, [0.05])
     assert max_in_any_window(admitted, 10.0) == 98
@@ -261,8 +261,10 @@ def test_daily_budget_raises_instead_of_waiting_a_day() -> None:
 
 
 def test_limiter_from_config_uses_the_tier_and_overrides() -> None:
-    pro = HubSpotConfig(access_token="t", tier="professional", rate_limit_margin=0.05)
-    assert hubspot_limiter(pro).burst.limit == 180
+    pro = HubSpotConfig(access_token="t", tier="professional")
+    assert hubspot_limiter(pro).burst.limit == 190  # the app's own window, counted exactly: all of it
+    shared = HubSpotConfig(access_token="t", tier="professional", burst_margin=0.05, rate_limit_margin=0.1)
+    assert (hubspot_limiter(shared).burst.limit, hubspot_limiter(shared).daily_budget) == (180, 585_000)
     custom = HubSpotConfig(access_token="t", burst_limit=20, search_per_second=2, rate_limit_margin=0.0)
     limiter = hubspot_limiter(custom)
     assert (limiter.burst.limit, limiter.search.limit) == (20, 2)
