@@ -135,7 +135,7 @@ def _rebuild(
                 for a in graph.ambiguities[:10]
             ]
             say(f"mapping sessions of {len(contacts):,} contacts")
-            _link_sessions(session, graph, contacts, all_contact_ids, stats, links)
+            _link_sessions(session, graph, contacts, stats, links)
             graph.forget_keys()  # sessions are linked; only merges are asked about from here on
         settle()  # contacts and the graph stay to the end
         say("writing touchpoints")
@@ -275,12 +275,10 @@ def _link_sessions(
     session: Session,
     graph: IdentityGraph,
     contacts: dict[str, _ContactInfo],
-    all_contact_ids: list[str],
     stats: RebuildStats,
     links: SessionLinks,
 ) -> None:
     """Link each session a contact claims to that contact; only ids are read, the rest later."""
-    position = {cid: i for i, cid in enumerate(all_contact_ids)}
     stmt = select(col(m.WebSession.key), col(m.WebSession.client_id), type_coerce(col(m.WebSession.click_ids), String))
     for key, client_id, raw_click_ids in plain_rows(session, stmt, stream=True):
         click_ids = _click_ids(raw_click_ids)
@@ -290,9 +288,10 @@ def _link_sessions(
         if click_ids:
             keys += [IdentityKey(kind, value) for kind, value in click_ids.items()]
         contact_id = graph.resolve_any(keys)
-        if contact_id is not None and contact_id in contacts:
+        info = contacts.get(contact_id) if contact_id is not None else None
+        if info is not None:
             stats.sessions_matched += 1
-            links.add(key, position[contact_id])
+            links.add(key, info.position)
         else:
             stats.sessions_anonymous += 1
 
