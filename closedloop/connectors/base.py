@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from closedloop.connectors.records import Batch
+from closedloop.records import Batch
 
 ObjectType = Literal["contacts", "deals"]
 

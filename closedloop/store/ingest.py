@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from closedloop.connectors.records import (
+from closedloop.records import (
     AdCostRecord,
     Batch,
     ContactRecord,

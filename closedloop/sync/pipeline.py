@@ -18,8 +18,8 @@ from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog
 from closedloop.connectors.errors import ClosedloopAPIError
-from closedloop.connectors.records import Batch
 from closedloop.memory import limit_malloc_arenas, release_free_memory
+from closedloop.records import Batch
 from closedloop.store.engine import session_scope
 from closedloop.store.ingest import store_batch, store_records
 from closedloop.store.models import SyncRun

@@ -17,7 +17,7 @@ from closedloop.connectors.hubspot import HubSpotClient, HubSpotSource, HubSpotW
 from closedloop.connectors.hubspot import search as search_module
 from closedloop.connectors.hubspot import source as source_module
 from closedloop.connectors.hubspot.parse import hash_email
-from closedloop.connectors.records import ContactRecord, DealContactLink, DealRecord, DealStageEvent
+from closedloop.records import ContactRecord, DealContactLink, DealRecord, DealStageEvent
 from closedloop.sandbox.company import (
     Company,
     SyntheticContact,

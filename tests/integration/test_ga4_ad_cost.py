@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from closedloop.config.models import GA4Config
 from closedloop.connectors.calls import ApiCallLog
 from closedloop.connectors.ga4.source import AD_COST_STREAM, STREAM, GA4Source
-from closedloop.connectors.records import AdCostRecord, Batch
+from closedloop.records import AdCostRecord, Batch
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.ga4 import GA4Sandbox, GA4State
 from closedloop.sandbox.generator import generate_company

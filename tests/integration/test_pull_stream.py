@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from closedloop.connectors.records import Batch, WebSessionRecord
+from closedloop.records import Batch, WebSessionRecord
 from closedloop.store import models as m
 from closedloop.sync import pipeline
 from closedloop.sync.cursors import load_cursor

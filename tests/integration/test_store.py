@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, SQLModel
 
-from closedloop.connectors.records import (
+from closedloop.records import (
     Batch,
     ContactRecord,
     DealContactLink,

@@ -28,8 +28,8 @@ from closedloop.config.models import GA4Config
 from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
 from closedloop.connectors.ga4.errors import translate_ga4_error
 from closedloop.connectors.ga4.rows import install, values
-from closedloop.connectors.records import AdCostRecord, Batch, QuarantinedRecord, WebSessionRecord
 from closedloop.mapping.utm import split_landing_page
+from closedloop.records import AdCostRecord, Batch, QuarantinedRecord, WebSessionRecord
 
 STREAM = "ga4.sessions"
 METRICS = ("sessions", "engagedSessions", "keyEvents")

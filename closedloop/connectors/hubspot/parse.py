@@ -9,7 +9,7 @@ from typing import Any
 
 from closedloop.config.models import HubSpotContactProperties
 from closedloop.connectors.errors import SkippableRecordError
-from closedloop.connectors.records import ContactRecord, DealRecord, DealStageEvent, PipelineStage
+from closedloop.records import ContactRecord, DealRecord, DealStageEvent, PipelineStage
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -21,7 +21,7 @@ from closedloop.connectors.hubspot.parse import (
     parse_stage_history,
 )
 from closedloop.connectors.hubspot.search import newest_modified_ms, next_after, search_modified
-from closedloop.connectors.records import Batch, DealContactLink, QuarantinedRecord
+from closedloop.records import Batch, DealContactLink, QuarantinedRecord
 
 HISTORY_BATCH = 50  # reads with propertiesWithHistory take (or list) at most 50 objects
 ASSOCIATION_BATCH = 1000

@@ -1,4 +1,4 @@
-"""Plain records that connectors yield and the store upserts.
+"""Plain, vendor-neutral records every part shares: connectors yield them, the store upserts them.
 
 They are vendor-neutral on purpose: HubSpot, Salesforce and GA4 all land in these shapes,
 so mapping and attribution never learn where a row came from.  Datetimes are UTC-aware.
