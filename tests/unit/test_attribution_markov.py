@@ -1,53 +1,17 @@
-"""Exact Markov removal effects: hand-worked chains and an independent dense solve."""
+"""Exact Markov removal effects: hand-worked chains and ChannelAttribution's definition.
+
+The reference in ``reference_markov.py`` shares no code with closedloop: it builds the states
+from ChannelAttribution's own higher-order definition and solves the chain with numpy.
+"""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from reference_markov import reference_markov, windows
 
 from closedloop.attribution.batch import batch_from_paths
 from closedloop.attribution.markov import markov_attribution
-
-
-def dense_removal_effects(
-    paths: list[list[str]], conversions: list[float], nulls: list[float], order: int
-) -> dict[str, float]:
-    """Reference: build the k-gram chain with dicts and solve it with numpy.linalg."""
-    states: dict[tuple[str, ...], int] = {(): 0}
-    edges: dict[tuple[int, int], float] = {}
-    to_conversion: dict[int, float] = {}
-    to_null: dict[int, float] = {}
-
-    def state_of(path: list[str], index: int) -> int:
-        key = tuple(path[max(0, index - order + 1) : index + 1])
-        return states.setdefault(key, len(states))
-
-    for path, conversion, null in zip(paths, conversions, nulls, strict=True):
-        sequence = [0] + [state_of(path, index) for index in range(len(path))]
-        for before, after in itertools.pairwise(sequence):
-            edges[before, after] = edges.get((before, after), 0.0) + conversion + null
-        to_conversion[sequence[-1]] = to_conversion.get(sequence[-1], 0.0) + conversion
-        to_null[sequence[-1]] = to_null.get(sequence[-1], 0.0) + null
-    size = len(states)
-    counts = np.zeros((size, size))
-    for (before, after), weight in edges.items():
-        counts[before, after] += weight
-    b = np.array([to_conversion.get(state, 0.0) for state in range(size)])
-    out = counts.sum(axis=1) + b + np.array([to_null.get(state, 0.0) for state in range(size)])
-    out[out == 0] = 1.0
-    q, b = counts / out[:, None], b / out
-
-    def probability(removed: str | None) -> float:
-        keep = [index for key, index in states.items() if removed not in key]
-        return float(np.linalg.solve(np.eye(len(keep)) - q[np.ix_(keep, keep)], b[keep])[0])
-
-    base = probability(None)
-    channels = sorted({channel for path in paths for channel in path})
-    return {channel: 1.0 - probability(channel) / base for channel in channels}
 
 
 def test_hand_worked_order_one() -> None:
@@ -66,8 +30,8 @@ def test_hand_worked_order_one() -> None:
 
 
 def test_hand_worked_order_two_separates_contexts() -> None:
-    # Order 2 states: (a), (a,b), (b), (b,a).  Only a>b converts; b>a never does.
-    # Without a: start->(b) only, (b)->(b,a) is removed... P = 0; without b: P = 0.
+    # Order 2 states: (a,b) and (b,a).  Only a>b converts; b>a never does.
+    # P = 1/2; either channel removed takes (a,b) with it: P = 0, RE 1 each.
     batch = batch_from_paths(
         [["a", "b"], ["b", "a"]], conversions=[2, 0], value=[4, 0], nulls=[0, 2]
     )
@@ -91,32 +55,60 @@ def test_chain_reproduces_total_conversions() -> None:
         assert result.conversions.sum() == pytest.approx(6)
 
 
-paths_strategy = st.lists(
-    st.tuples(
-        st.lists(st.sampled_from("abcde"), min_size=1, max_size=6),
-        st.integers(0, 5),
-        st.integers(0, 5),
-    ),
-    min_size=1,
-    max_size=12,
-).filter(lambda rows: sum(conversion for _, conversion, _ in rows) > 0)
+def test_reference_states_are_channelattribution_windows() -> None:
+    # Worked from ChannelAttribution's definition, not from closedloop's code.
+    assert windows(["a", "b", "c", "d"], 2) == [("a", "b"), ("b", "c"), ("c", "d")]
+    assert windows(["a", "b", "c", "d"], 3) == [("a", "b", "c"), ("b", "c", "d")]
+    assert windows(["a", "b"], 3) == [("a", "b")]
+    assert windows(["a"], 4) == [("a",)]
+    assert windows(["a", "a", "a", "b"], 2) == [("a", "a"), ("a", "b")]
+    assert windows(["a", "a", "b", "b"], 1) == [("a",), ("b",)]
+    assert windows(["a", "b", "a", "b", "a"], 2) == [("a", "b"), ("b", "a"), ("a", "b"), ("b", "a")]
 
 
-@settings(max_examples=40, deadline=None)
-@given(rows=paths_strategy, order=st.integers(1, 3))
-def test_matches_dense_solve(rows: list[tuple[list[str], int, int]], order: int) -> None:
-    paths = [path for path, _, _ in rows]
-    conversions = [float(conversion) for _, conversion, _ in rows]
-    nulls = [float(null) for _, _, null in rows]
-    result = markov_attribution(
-        batch_from_paths(paths, conversions=conversions, value=conversions, nulls=nulls), order
+def test_reference_hand_worked_order_two() -> None:
+    # Order 2: a>b>c converts 1 (one state chain (a,b)->(b,c)), a>b 1 null (short path (a,b) is the
+    # same window), c 1 null.  start->(a,b) 2/3, start->(c) 1/3; (a,b)->(b,c) 1/2, (a,b)->null 1/2;
+    # (b,c)->conv 1.  P = 1/3.  Every channel sits on the one converting route: RE = 1 each.
+    result = reference_markov(
+        [["a", "b", "c"], ["a", "b"], ["c"]], [1, 0, 0], [9, 0, 0], [0, 1, 1], order=2
     )
-    expected = dense_removal_effects(paths, conversions, nulls, order)
-    got = dict(zip(result.channel_names, result.removal_effects.tolist(), strict=True))
-    assert got.keys() == expected.keys()
-    for channel, effect in expected.items():
-        assert got[channel] == pytest.approx(max(effect, 0.0), abs=1e-9)
-    assert result.conversions.sum() == pytest.approx(sum(conversions))
+    assert result.states == {("a", "b"), ("b", "c"), ("c",)}
+    assert result.removal_effects == pytest.approx({"a": 1.0, "b": 1.0, "c": 1.0})
+    assert result.conversions == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+
+
+def random_population(rng: np.random.Generator) -> tuple[list[list[str]], list[float], list[float], list[float]]:
+    """A small path file: few channels (so windows repeat and merge), paths of 1..7 touches."""
+    alphabet = list("abcdef"[: int(rng.integers(2, 7))])
+    rows = int(rng.integers(1, 30))
+    paths = [list(rng.choice(alphabet, size=int(rng.integers(1, 8)))) for _ in range(rows)]
+    conversions = rng.integers(0, 4, rows).astype(float)
+    conversions[int(rng.integers(0, rows))] += 1.0  # at least one conversion
+    nulls = rng.integers(0, 4, rows).astype(float)
+    values = conversions * rng.choice([10.0, 25.0, 40.0], size=rows)
+    return paths, conversions.tolist(), values.tolist(), nulls.tolist()
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_matches_independent_channelattribution_reference(order: int) -> None:
+    rng = np.random.default_rng(1300 + order)
+    for _ in range(40):
+        paths, conversions, values, nulls = random_population(rng)
+        expected = reference_markov(paths, conversions, values, nulls, order)
+        result = markov_attribution(
+            batch_from_paths(paths, conversions=conversions, value=values, nulls=nulls), order
+        )
+        names = result.channel_names
+        assert set(names) == set(expected.removal_effects)
+        for field, want in (
+            ("removal_effects", expected.removal_effects),
+            ("value_removal_effects", expected.value_removal_effects),
+            ("conversions", expected.conversions),
+            ("value", expected.value),
+        ):
+            got = dict(zip(names, getattr(result, field).tolist(), strict=True))
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (field, paths, conversions, nulls)
 
 
 def test_order_out_of_range_is_rejected() -> None:
