@@ -74,6 +74,31 @@ def split(model: PositionWeights, trip: Journey) -> list[float]:
             [0.225, 0.225, 0.225, 0.05, 0.225, 0.05],
         ),
         (CONFIG.full_path, journey(4, lead=1, opportunity=2, won=3), [0.25] * 4),
+        # full path, fewer than four milestone touches: milestones sharing a touch add up and
+        # with no middle touch the 90 left scale to 100.
+        (CONFIG.full_path, journey(3, lead=1, opportunity=2, won=2), [0.25, 0.25, 0.5]),
+        (CONFIG.full_path, journey(2, lead=0, opportunity=1, won=1), [0.5, 0.5]),
+        (CONFIG.full_path, journey(1, lead=0, opportunity=0, won=0), [1]),
+        (
+            CONFIG.full_path,
+            journey(5, lead=1, opportunity=1, won=3),
+            [0.225, 0.45, 0.05, 0.225, 0.05],
+        ),
+        # W-shaped with one, two, three touches.
+        (CONFIG.w_shaped, journey(1, lead=0, opportunity=0), [1]),
+        (CONFIG.w_shaped, journey(2, lead=0, opportunity=1), [2 / 3, 1 / 3]),
+        (CONFIG.w_shaped, journey(2, lead=1, opportunity=1), [1 / 3, 2 / 3]),
+        (CONFIG.w_shaped, journey(3, lead=2, opportunity=2), [0.3, 0.1, 0.6]),
+        # U-shaped, two touches and no lead: first 40 + the other touch's middle 20, scaled.
+        (CONFIG.u_shaped, journey(2), [2 / 3, 1 / 3]),
+        # U-shaped: the 20 goes to touches before AND after lead creation (project rule).
+        (CONFIG.u_shaped, journey(3, lead=1), [0.4, 0.4, 0.2]),
+        # first/last models on one and two touches.
+        (FIRST_TOUCH, journey(1), [1]),
+        (LAST_TOUCH, journey(2), [0, 1]),
+        (LINEAR, journey(2), [0.5, 0.5]),
+        (CONFIG.j_shaped, journey(1), [1]),
+        (CONFIG.j_shaped, journey(3), [0.2, 0.2, 0.6]),
         # J 20/60/20, inverse J 60/20/20.
         (CONFIG.j_shaped, journey(4), [0.2, 0.1, 0.1, 0.6]),
         (CONFIG.j_shaped, journey(2), [0.25, 0.75]),
@@ -111,6 +136,23 @@ def test_last_non_direct(trip: Journey, expected: list[float]) -> None:
 def test_time_decay_halves_per_half_life() -> None:
     trip = journey(3, days_apart=7)
     assert journey_time_decay_credit(trip, 7) == pytest.approx([1 / 7, 2 / 7, 4 / 7])
+
+
+def test_time_decay_hand_worked_seven_day_half_life() -> None:
+    # Touches 14 days, 3.5 days and 0 days before the last one: raw weights 2^-2 = 0.25,
+    # 2^-0.5 = 0.7071067811865476 and 1; they sum to 1.9571067811865475.
+    touches = tuple(
+        Touch(f"c{i}", START + timedelta(days=day), i) for i, day in enumerate((0.0, 10.5, 14.0))
+    )
+    trip = Journey(touches, converted_at=START + timedelta(days=16))
+    assert journey_time_decay_credit(trip) == pytest.approx(
+        [0.12773958089728293, 0.3613020955135854, 0.5109583235891317], abs=1e-12
+    )
+    # A single touch takes everything; two touches a day apart: 1 / (1 + 2^(1/7)) and the rest.
+    assert journey_time_decay_credit(journey(1)) == [1.0]
+    assert journey_time_decay_credit(journey(2)) == pytest.approx(
+        [0.47526495118259765, 0.5247350488174024], abs=1e-12
+    )
 
 
 def test_time_decay_same_time_touches_share_and_old_journeys_do_not_underflow() -> None:

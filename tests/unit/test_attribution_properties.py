@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +150,61 @@ def test_build_journey_window_sort_and_milestones() -> None:
 def test_build_journey_rejects_naive_times() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         build_journey([], converted_at=datetime(2024, 1, 1), lookback=None)
+
+
+CUSTOM_YAML = """
+custom_models:
+  marketo_u: {first: 50, lead: 50}
+  deal_only: {opportunity: 100}
+"""
+
+
+def test_every_model_by_name_on_a_hand_worked_journey() -> None:
+    """One journey, every model name through the engine, weights worked by hand.
+
+    Touches: email (day 0), paid (day 7, lead created), direct (day 14, deal created and won);
+    value 100.  A registry that wired a name to the wrong weights would break a row here.
+    """
+    config = AttributionConfig.model_validate(yaml.safe_load(CUSTOM_YAML))
+    touches = (
+        Touch("email", START, 10),
+        Touch("paid", START + timedelta(days=7), 11),
+        Touch("direct", START + timedelta(days=14), 12, is_direct=True),
+    )
+    trip = Journey(
+        touches,
+        converted_at=START + timedelta(days=14),
+        lead_index=1,
+        opportunity_index=2,
+        won_index=2,
+        conversion_id="won1",
+        value=100.0,
+    )
+    third = 1 / 3
+    expected = {
+        "first_touch": [1, 0, 0],
+        "last_touch": [0, 0, 1],
+        "last_non_direct": [0, 1, 0],
+        "linear": [third, third, third],
+        "u_shaped": [0.4, 0.4, 0.2],  # the touch after lead creation is middle
+        "w_shaped": [third, third, third],  # 30/30/30 on three touches, no middle: scaled
+        "full_path": [0.25, 0.25, 0.5],  # deal and won share the last touch: 45 of 90
+        "time_decay": [1 / 7, 2 / 7, 4 / 7],  # 14, 7, 0 days old, 7-day half-life
+        "j_shaped": [0.2, 0.2, 0.6],
+        "inverse_j": [0.6, 0.2, 0.2],
+        "marketo_u": [0.5, 0.5, 0],
+        "deal_only": [0, 0, 1],
+        # one converting path of three distinct channels: each is indispensable
+        "markov": [third, third, third],
+        "shapley": [third, third, third],
+    }
+    assert set(expected) <= set(config.model_names())
+    rows = list(attribute_journeys([trip], models=list(expected), config=config))
+    got: dict[str, list[float]] = {}
+    for row in sorted(rows, key=lambda row: (row.model, row.touchpoint_id)):
+        got.setdefault(row.model, []).append(row.weight)
+        assert row.revenue == pytest.approx(row.weight * 100.0)
+    assert {name: got.get(name, []) for name in expected} == {
+        name: pytest.approx([float(w) for w in weights], abs=1e-12)
+        for name, weights in expected.items()
+    }
