@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import typer
@@ -67,6 +70,78 @@ def test_all_models_json_and_totals(app: typer.Typer, tmp_path: Path) -> None:
         value = sum(ch["value"] for ch in document["channels"].values())
         assert conversions == pytest.approx(7.0), document["model"]
         assert value == pytest.approx(46.0), document["model"]
+
+
+def channels_of(app: typer.Typer, tmp_path: Path, model: str) -> dict[str, dict[str, float]]:
+    code, out, err = run(app, str(write(tmp_path, PATHS)), "--model", model, "--format", "json")
+    assert code == 0, err
+    channels: dict[str, dict[str, float]] = json.loads(out)["channels"]
+    return channels
+
+
+# PATHS worked by hand.  last touch: a>b -> b, a -> a, b>c>a -> a, direct -> direct.
+# linear: a>b halves 3 (30); b>c>a thirds 2 (5); the one-touch paths keep theirs.
+HAND_WORKED = {
+    "last_touch": {
+        "a": {"conversions": 3.0, "value": 15.0},
+        "b": {"conversions": 3.0, "value": 30.0},
+        "c": {"conversions": 0.0, "value": 0.0},
+        "direct": {"conversions": 1.0, "value": 1.0},
+    },
+    "linear": {
+        "a": {"conversions": 1.5 + 1 + 2 / 3, "value": 15 + 10 + 5 / 3},
+        "b": {"conversions": 1.5 + 2 / 3, "value": 15 + 5 / 3},
+        "c": {"conversions": 2 / 3, "value": 5 / 3},
+        "direct": {"conversions": 1.0, "value": 1.0},
+    },
+}
+
+
+@pytest.mark.parametrize("model", sorted(HAND_WORKED))
+def test_exact_channel_credits_worked_by_hand(app: typer.Typer, tmp_path: Path, model: str) -> None:
+    got = channels_of(app, tmp_path, model)
+    assert got.keys() == HAND_WORKED[model].keys()
+    for channel, want in HAND_WORKED[model].items():
+        assert got[channel] == pytest.approx(want, abs=1e-9), (model, channel)
+
+
+def test_markov_order_one_worked_by_hand(app: typer.Typer, tmp_path: Path) -> None:
+    # Steps carry conversions + nulls: start->a 7, ->b 2, ->direct 5; a->b 4, a->conv 3, a->null 2;
+    # b->conv 3, b->null 1, b->c 2; c->a 2; direct->conv 1, direct->null 4.
+    # P(a) = 15/23, P(b) = 33/46, P(direct) = 1/5, P = 1/2.  Without a: 1/7 (RE 5/7); without b:
+    # 5/21 (RE 11/21); without c: 53/126 (RE 10/63); without direct: 3/7 (RE 1/7).
+    # Sum of RE = 97/63, so 7 conversions split 315/97, 231/97, 70/97, 63/97.
+    got = channels_of(app, tmp_path, "markov_1")
+    assert {channel: row["conversions"] for channel, row in got.items()} == pytest.approx(
+        {"a": 315 / 97, "b": 231 / 97, "c": 70 / 97, "direct": 63 / 97}, abs=1e-9
+    )
+
+
+def _reference() -> ModuleType:
+    """The independent ChannelAttribution-definition reference beside the unit tests."""
+    location = Path(__file__).parents[1] / "unit" / "reference_markov.py"
+    spec = importlib.util.spec_from_file_location("reference_markov", location)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("reference_markov", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_markov_credits_match_the_independent_reference(app: typer.Typer, tmp_path: Path, order: int) -> None:
+    rows = [line.split(",") for line in PATHS.strip().splitlines()[1:]]
+    expected = _reference().reference_markov(
+        [[channel.strip() for channel in row[0].split(">")] for row in rows],
+        [float(row[1]) for row in rows],
+        [float(row[2]) for row in rows],
+        [float(row[3]) for row in rows],
+        order,
+    )
+    got = channels_of(app, tmp_path, f"markov_{order}")
+    for channel in expected.conversions:
+        assert got[channel]["conversions"] == pytest.approx(expected.conversions[channel], rel=1e-9, abs=1e-12)
+        assert got[channel]["value"] == pytest.approx(expected.value[channel], rel=1e-9, abs=1e-12)
 
 
 def test_csv_and_table(app: typer.Typer, tmp_path: Path) -> None:
