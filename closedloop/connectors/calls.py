@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from closedloop.connectors.errors import (
+from closedloop.errors import (
     AuthError,
     ClosedloopAPIError,
     RateLimitedError,

@@ -10,7 +10,8 @@ from closedloop.config.loader import read_secret
 from closedloop.config.models import Config, HubSpotConfig
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog, Limiter
-from closedloop.connectors.ratelimit import HUBSPOT_TIERS, GA4Limiter, HubSpotLimiter
+from closedloop.connectors.ratelimit.ga4 import GA4Limiter
+from closedloop.connectors.ratelimit.hubspot import HUBSPOT_TIERS, HubSpotLimiter
 
 
 @dataclass(slots=True)

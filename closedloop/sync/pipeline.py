@@ -17,8 +17,7 @@ from sqlmodel import Session
 from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog
-from closedloop.connectors.errors import ClosedloopAPIError
-from closedloop.memory import limit_malloc_arenas, release_free_memory
+from closedloop.errors import ClosedloopAPIError, RecordError
 from closedloop.records import Batch
 from closedloop.store.engine import session_scope
 from closedloop.store.ingest import store_batch, store_records
@@ -26,6 +25,7 @@ from closedloop.store.models import SyncRun
 from closedloop.sync.cursors import load_cursor
 from closedloop.sync.derive import RebuildStats, rebuild
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
+from closedloop.sync.memory import limit_malloc_arenas, release_free_memory
 from closedloop.sync.overlap import rebuild_and_write_back
 from closedloop.sync.readahead import read_ahead
 from closedloop.sync.writeback import WritebackStats
@@ -151,7 +151,8 @@ def pull_sources(
             report.pulled[stream] = dict(
                 pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop)
             )
-        except ClosedloopAPIError as exc:
+        except (ClosedloopAPIError, RecordError) as exc:
+            # A record error here is one its connector failed to quarantine: the stream stops, the run goes on.
             report.errors.append(f"{stream}: {exc}")
         finally:
             report.seconds[f"pull {stream}"] = time.perf_counter() - started

@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from closedloop.config.models import HubSpotConfig
 from closedloop.connectors.base import PropertySpec, PropertyUpdate
 from closedloop.connectors.calls import ApiCallLog
-from closedloop.connectors.errors import AuthError
 from closedloop.connectors.hubspot import HubSpotClient, HubSpotSource, HubSpotWriter
 from closedloop.connectors.hubspot import search as search_module
 from closedloop.connectors.hubspot import source as source_module
 from closedloop.connectors.hubspot.parse import hash_email
+from closedloop.errors import AuthError
 from closedloop.records import ContactRecord, DealContactLink, DealRecord, DealStageEvent
 from closedloop.sandbox.company import (
     Company,

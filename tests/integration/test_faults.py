@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, select
 
 from closedloop.config.models import Config, WritebackConfig
-from closedloop.connectors.errors import ClosedloopAPIError
+from closedloop.errors import ClosedloopAPIError
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.faults import (
     FaultPlan,

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from closedloop.config.models import HubSpotConfig
 from closedloop.connectors.calls import ApiCallLog, Limiter
 from closedloop.connectors.hubspot import HubSpotClient, HubSpotSource
-from closedloop.connectors.ratelimit import HubSpotLimiter
+from closedloop.connectors.ratelimit.hubspot import HubSpotLimiter
 from closedloop.sandbox.generator import generate_company
 from closedloop.sandbox.hubspot import HubSpotSandbox, HubSpotState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from closedloop.connectors.calls import ApiCallLog, Caller
-from closedloop.connectors.errors import (
+from closedloop.errors import (
     AuthError,
     ClosedloopAPIError,
     FatalAPIError,

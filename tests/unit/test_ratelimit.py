@@ -10,15 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closedloop.config.models import HubSpotConfig
-from closedloop.connectors.ratelimit import (
-    BudgetExhaustedError,
-    GA4Limiter,
-    HubSpotLimiter,
-    RollingWindow,
-    SalesforceLimiter,
-    header,
-    parse_api_usage,
-)
+from closedloop.connectors.ratelimit.ga4 import GA4Limiter
+from closedloop.connectors.ratelimit.headers import header, int_header
+from closedloop.connectors.ratelimit.hubspot import HubSpotLimiter
+from closedloop.connectors.ratelimit.window import RollingWindow
+from closedloop.errors import BudgetExhaustedError
 from closedloop.sandbox.hubspot.ratelimit import RateLimiter
 from closedloop.sync.factory import hubspot_limiter
 
@@ -354,32 +350,12 @@ def test_ga4_ignores_empty_or_odd_quota() -> None:
     assert limiter.hour_remaining is None and limiter.day_remaining is None
 
 
-@given(used=st.integers(min_value=0, max_value=10**7), allocation=st.integers(min_value=1, max_value=10**7))
-def test_salesforce_usage_header_parses(used: int, allocation: int) -> None:
-    value = f"api-usage={used}/{allocation}"
-    assert parse_api_usage(value) == (used, allocation)
-    assert parse_api_usage(f"per-app-api-usage=1/2(appName=x), {value}") == (used, allocation)
-    assert parse_api_usage(f"per-app-api-usage={used}/{allocation}(appName=x)") is None
-
-
-def test_salesforce_keeps_a_reserve_of_the_allocation() -> None:
-    limiter = SalesforceLimiter(reserve_fraction=0.1)
-    endpoint = "GET /services/data/v60.0/query"
-    limiter.acquire(endpoint)  # allocation unknown: go
-    limiter.observe(endpoint, {"sforce-limit-info": "api-usage=880/1000"})
-    assert (limiter.used, limiter.allocation, limiter.budget) == (880, 1000, 900)
-    for _ in range(19):
-        limiter.acquire(endpoint)
-        limiter.observe(endpoint, None)  # no header: count it ourselves
-    assert limiter.used == 899
-    limiter.acquire(endpoint)  # the 900th: in flight
-    with pytest.raises(BudgetExhaustedError, match="Salesforce"):
-        limiter.acquire(endpoint)
-
-
 def test_header_lookup_is_case_insensitive() -> None:
-    assert header({"Sforce-Limit-Info": "x"}, "SFORCE-LIMIT-INFO") == "x"
+    assert header({"X-HubSpot-RateLimit-Max": "x"}, "x-hubspot-ratelimit-MAX") == "x"
+    assert header({"a": "1"}, "b") is None
     assert header(None, "a") is None
+    assert int_header({"X-Remaining": "7"}, "x-remaining") == 7
+    assert int_header({"X-Remaining": "seven"}, "x-remaining") is None
 
 
 def test_a_freed_burst_slot_is_kept_for_the_search_call_waiting_for_it() -> None:

@@ -1,4 +1,8 @@
-"""Translate google-api-core and transport exceptions into closedloop's error tree."""
+"""Translate google-api-core, google-auth and transport exceptions into closedloop's error tree.
+
+One table, read top to bottom, most specific class first: ``Unauthenticated`` and
+``TooManyRequests`` are ``GoogleAPICallError`` too, so they must be matched before it.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,27 @@ import google.auth.exceptions
 import requests
 from google.api_core import exceptions as gexc
 
-from closedloop.connectors.errors import (
+from closedloop.errors import (
     AuthError,
     ClosedloopAPIError,
     FatalAPIError,
     RateLimitedError,
     RetriableAPIError,
+)
+
+# (their classes, ours, the status ours carries when theirs has none)
+_TABLE: tuple[tuple[tuple[type[BaseException], ...], type[ClosedloopAPIError], int | None], ...] = (
+    ((gexc.Unauthenticated,), AuthError, 401),
+    ((gexc.TooManyRequests, gexc.ResourceExhausted), RateLimitedError, 429),
+    ((gexc.ServerError, gexc.DeadlineExceeded, gexc.ServiceUnavailable), RetriableAPIError, None),
+    ((gexc.GoogleAPICallError,), FatalAPIError, None),
+)
+_TRANSPORT: tuple[type[BaseException], ...] = (
+    gexc.RetryError,
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+    TimeoutError,
 )
 
 
@@ -20,15 +39,11 @@ def translate_ga4_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError
         # Credentials that cannot be refreshed (revoked key, anonymous after a 401).
         return AuthError(f"GA4 {endpoint}: credentials refused ({type(exc).__name__})", status=401, endpoint=endpoint)
     if isinstance(exc, gexc.GoogleAPICallError):
-        status = exc.code if isinstance(exc.code, int) else None
-        message = f"GA4 {endpoint} answered {status or ''} {type(exc).__name__}: {str(exc.message)[:300]}"
-        if isinstance(exc, gexc.Unauthenticated):
-            return AuthError(message, status=401, endpoint=endpoint)
-        if isinstance(exc, gexc.TooManyRequests | gexc.ResourceExhausted):
-            return RateLimitedError(message, status=429, endpoint=endpoint)
-        if isinstance(exc, gexc.ServerError | gexc.DeadlineExceeded | gexc.ServiceUnavailable):
-            return RetriableAPIError(message, status=status, endpoint=endpoint)
-        return FatalAPIError(message, status=status, endpoint=endpoint)
-    if isinstance(exc, gexc.RetryError | requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
+        code = exc.code if isinstance(exc.code, int) else None
+        message = f"GA4 {endpoint} answered {code or ''} {type(exc).__name__}: {str(exc.message)[:300]}"
+        for theirs, ours, status in _TABLE:
+            if isinstance(exc, theirs):
+                return ours(message, status=status or code, endpoint=endpoint)
+    if isinstance(exc, _TRANSPORT):
         return RetriableAPIError(f"GA4 {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
     return None

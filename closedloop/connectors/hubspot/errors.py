@@ -1,7 +1,8 @@
 """Translate hubspot-api-client and urllib3 exceptions into closedloop's error tree.
 
 Each generated module of the SDK has its own unrelated ``ApiException``; they share the
-attributes ``status``, ``headers`` and ``body``, so classification goes by attributes.
+attributes ``status``, ``headers`` and ``body``, so classification goes by the status the
+exception carries, through one table; exceptions without a status are transport failures.
 """
 
 from __future__ import annotations
@@ -11,13 +12,22 @@ from typing import Any
 
 import urllib3.exceptions
 
-from closedloop.connectors.errors import (
+from closedloop.errors import (
     AuthError,
     ClosedloopAPIError,
     FatalAPIError,
     RateLimitedError,
     RetriableAPIError,
 )
+
+# Status -> our class; a status not listed is retriable from 500 up, fatal below.
+_BY_STATUS: dict[int, type[ClosedloopAPIError]] = {
+    401: AuthError,
+    408: RetriableAPIError,
+    429: RateLimitedError,
+}
+# Exceptions without a status: the connection, not the service, failed.
+_TRANSPORT: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
 def _body(exc: BaseException) -> dict[str, Any]:
@@ -43,6 +53,12 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+def _class_of(status: int) -> type[ClosedloopAPIError]:
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    return RetriableAPIError if status >= 500 else FatalAPIError
+
+
 def translate_hubspot_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError | None:
     status = getattr(exc, "status", None)
     if isinstance(status, int) and hasattr(exc, "body"):
@@ -51,18 +67,15 @@ def translate_hubspot_error(exc: BaseException, endpoint: str) -> ClosedloopAPIE
         # The service's own message is safe to show: it never echoes the bearer token.
         detail = str(body.get("message") or getattr(exc, "reason", "") or "")[:300]
         message = f"HubSpot {endpoint} answered {status} {category}: {detail}".rstrip(": ")
-        if status == 401:
-            return AuthError(message, status=status, endpoint=endpoint)
-        if status == 429:
+        cls = _class_of(status)
+        if cls is RateLimitedError:
             return RateLimitedError(
                 message,
                 endpoint=endpoint,
                 retry_after=_retry_after(getattr(exc, "headers", None)),
                 policy=body.get("policyName"),
             )
-        if status >= 500 or status == 408:
-            return RetriableAPIError(message, status=status, endpoint=endpoint)
-        return FatalAPIError(message, status=status, endpoint=endpoint)
-    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+        return cls(message, status=status, endpoint=endpoint)
+    if isinstance(exc, _TRANSPORT):
         return RetriableAPIError(f"HubSpot {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
     return None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from closedloop.config.models import HubSpotContactProperties
-from closedloop.connectors.errors import SkippableRecordError
+from closedloop.errors import SkippableRecordError
 from closedloop.records import ContactRecord, DealRecord, DealStageEvent, PipelineStage
 
 

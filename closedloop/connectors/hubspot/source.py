@@ -10,7 +10,6 @@ from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRe
 from hubspot.crm.deals import BatchReadInputSimplePublicObjectId
 
 from closedloop.config.models import HubSpotConfig
-from closedloop.connectors.errors import SkippableRecordError
 from closedloop.connectors.hubspot.client import HubSpotClient
 from closedloop.connectors.hubspot.parse import (
     DEAL_PROPERTIES,
@@ -21,6 +20,7 @@ from closedloop.connectors.hubspot.parse import (
     parse_stage_history,
 )
 from closedloop.connectors.hubspot.search import newest_modified_ms, next_after, search_modified
+from closedloop.errors import SkippableRecordError
 from closedloop.records import Batch, DealContactLink, QuarantinedRecord
 
 HISTORY_BATCH = 50  # reads with propertiesWithHistory take (or list) at most 50 objects

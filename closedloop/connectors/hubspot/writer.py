@@ -14,8 +14,8 @@ from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput, BatchRe
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from closedloop.connectors.base import ObjectType, PropertySpec, PropertyUpdate, RecordFailure, WriteResult
-from closedloop.connectors.errors import AuthError, FatalAPIError
 from closedloop.connectors.hubspot.client import HubSpotClient
+from closedloop.errors import AuthError, FatalAPIError
 
 BATCH_LIMIT = 100
 
