@@ -30,6 +30,9 @@ class ContactRecord:
     utm: dict[str, str] = field(default_factory=dict)
     # Ids of contacts the CRM merged into this one.
     merged_ids: tuple[str, ...] = ()
+    # The survivor this record itself is folded onto (a converted Salesforce Lead names its
+    # Contact): the store keeps the row but marks it merged, as it does for ``merged_ids``.
+    merged_into: str | None = None
     # When each lifecycle stage was entered (stage id -> UTC time), where the CRM records it.
     lifecycle_dates: dict[str, datetime] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +65,56 @@ class DealStageEvent:
 class DealContactLink:
     deal_id: str
     contact_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DealContactRole:
+    """A person on a deal as a record of its own (Salesforce OpportunityContactRole).
+
+    Roles change without their deal changing, so they arrive on their own cursor, not with the
+    deal: the store adds the (deal_id, contact_id) link without replacing the deal's others, and
+    a role deleted in the CRM arrives as a ``DeletedRecord`` naming the same pair.
+    ``is_primary`` marks the deal's primary person (one per deal).
+    """
+
+    crm_id: str
+    deal_id: str
+    contact_id: str
+    is_primary: bool = False
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineTouchRecord:
+    """A touch the CRM knows and the web analytics does not (a Salesforce campaign response).
+
+    ``source``/``medium``/``campaign`` are the raw fields the YAML channel rules match, as a web
+    session's are (a campaign response: source = the campaign's Type, medium = "campaign",
+    campaign = its Name), so one rule set channels both.  ``key`` is unique per touch.
+    """
+
+    key: str
+    contact_id: str
+    occurred_at: datetime
+    source: str
+    medium: str
+    campaign: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedRecord:
+    """A record deleted in the CRM since the cursor: the store removes it and what hangs off it.
+
+    ``kind`` says which table: "contact", "deal", "deal_contact_role" (then ``deal_id`` and
+    ``contact_id`` name the link) or "offline_touch" (``crm_id`` is the touch's key).
+    """
+
+    kind: str
+    crm_id: str
+    deleted_at: datetime | None = None
+    deal_id: str | None = None
+    contact_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +176,17 @@ class PipelineStage:
     is_won: bool
 
 
-Record = ContactRecord | DealRecord | DealStageEvent | DealContactLink | WebSessionRecord | AdCostRecord
+Record = (
+    ContactRecord
+    | DealRecord
+    | DealStageEvent
+    | DealContactLink
+    | DealContactRole
+    | OfflineTouchRecord
+    | DeletedRecord
+    | WebSessionRecord
+    | AdCostRecord
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,88 @@ class HubSpotConfig(Strict):
         return self
 
 
+class SalesforceFields(Strict):
+    """Names of the Lead/Contact fields that carry identity and first-touch data."""
+
+    ga_client_id: str = "GA_Client_Id__c"
+    email: str = "Email"
+    lead_source: str = "LeadSource"
+    utm_source: str | None = "UTM_Source__c"
+    utm_medium: str | None = "UTM_Medium__c"
+    utm_campaign: str | None = "UTM_Campaign__c"
+    gclid: str | None = "GCLID__c"
+    fbclid: str | None = None
+    msclkid: str | None = None
+
+
+class SalesforceConfig(Strict):
+    """A Salesforce org: how to sign in, which fields to read, how to write back.
+
+    Secrets follow the HubSpot section's rule: ``${ENV}`` or a ``*_file`` path, never literal.
+    """
+
+    login_url: str = Field("https://login.salesforce.com", description="OAuth host (My Domain or test.salesforce.com)")
+    auth: Literal["jwt", "password", "session"] = Field(
+        "jwt", description="jwt: connected app + private key; password: password + security token; session: ready id"
+    )
+    username: str | None = None
+    consumer_key: str | None = Field(None, description="The connected app's consumer key (client id)")
+    private_key_file: str | None = Field(None, description="PEM key whose certificate the connected app holds (jwt)")
+    consumer_secret: SecretStr | None = None
+    consumer_secret_file: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    security_token: SecretStr | None = None
+    security_token_file: str | None = None
+    access_token: SecretStr | None = Field(None, description="A ready session id (auth: session); ${SF_SESSION}")
+    access_token_file: str | None = None
+    instance_url: str | None = Field(None, description="https://yourorg.my.salesforce.com (auth: session)")
+    ca_file: str | None = Field(None, description="PEM bundle to trust instead of the system's (a private CA)")
+    api_version: str = Field("59.0", pattern=r"^\d{2}\.\d$")
+    fields: SalesforceFields = SalesforceFields()
+    stage_history: Literal["OpportunityHistory", "OpportunityFieldHistory"] = "OpportunityHistory"
+    multicurrency: bool | None = Field(None, description="Read CurrencyIsoCode; unset: ask describe once")
+    query_batch_size: int = Field(2000, ge=200, le=2000, description="Sforce-Query-Options batchSize")
+    daily_usage_share: float = Field(
+        0.5, gt=0, le=1, description="Stop a run before the org's 24-h API usage passes this share of its allocation"
+    )
+    bulk_threshold: int = Field(
+        2000, ge=1, description="Above this many changed records of one object, write through a Bulk API 2.0 job"
+    )
+    bulk_poll_s: float = Field(2.0, gt=0, le=60, description="First wait before polling a Bulk 2.0 job")
+    field_template: str = Field(
+        "Closedloop_{name}__c", pattern=r"^[A-Za-z][A-Za-z0-9_]*\{name\}[A-Za-z0-9_]*__c$",
+        description="Custom field of a closedloop property; {name} is its name in Title_Case without the prefix",
+    )
+    field_names: dict[str, str] = Field(default_factory=dict, description="property -> field, overriding the template")
+    permission_set: str = Field("Closedloop_Integration", description="Permission set that grants field access")
+    create_fields: bool = Field(True, description="Create missing closedloop fields through the Tooling API")
+    grant_field_permissions: bool = Field(
+        False, description="Also create the FieldPermissions grants on permission_set through the REST API"
+    )
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _auth_complete(self) -> SalesforceConfig:
+        missing: list[str] = []
+        if self.auth == "jwt":
+            missing = [n for n in ("username", "consumer_key", "private_key_file") if getattr(self, n) is None]
+        elif self.auth == "password":
+            missing = [n for n in ("username", "consumer_key") if getattr(self, n) is None]
+            for secret in ("password", "security_token", "consumer_secret"):
+                if getattr(self, secret) is None and getattr(self, f"{secret}_file") is None:
+                    missing.append(f"{secret} (or {secret}_file)")
+        else:
+            if self.access_token is None and self.access_token_file is None:
+                missing.append("access_token (or access_token_file)")
+            if self.instance_url is None:
+                missing.append("instance_url")
+        if missing:
+            raise ValueError(f"auth: {self.auth} needs " + ", ".join(missing))
+        return self
+
+
 class GA4Config(Strict):
     property_id: str = Field(..., pattern=r"^\d+$")
     base_url: str = "https://analyticsdata.googleapis.com"
@@ -121,8 +203,9 @@ class Config(Strict):
     version: Literal[1] = 1
     timezone: str = Field("UTC", description="The account's zone, used only for display")
     store: StoreConfig = StoreConfig()
-    crm: Literal["hubspot"] = "hubspot"
+    crm: Literal["hubspot", "salesforce"] = "hubspot"
     hubspot: HubSpotConfig | None = None
+    salesforce: SalesforceConfig | None = None
     ga4: GA4Config | None = None
     mapping: MappingConfig = MappingConfig()
     attribution: AttributionConfig = AttributionConfig()
@@ -133,4 +216,6 @@ class Config(Strict):
     def _crm_is_configured(self) -> Config:
         if self.crm == "hubspot" and self.hubspot is None:
             raise ValueError("crm is hubspot but the hubspot: section is missing")
+        if self.crm == "salesforce" and self.salesforce is None:
+            raise ValueError("crm is salesforce but the salesforce: section is missing")
         return self

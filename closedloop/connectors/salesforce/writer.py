@@ -1,0 +1,175 @@
+"""Write closedloop's values to their custom fields on Lead, Contact and Opportunity.
+
+Up to ``bulk_threshold`` changed records of one object go through sObject Collections
+(``PATCH composite/sobjects``, 200 a call, ``allOrNone: false``): the answer is one SaveResult
+per record in request order, so a record's failure (its ``statusCode`` and message) comes back
+as a per-record failure the write-back keeps and retries on later runs.  Above the threshold
+one Bulk API 2.0 update job per object carries them; its ``failedResults`` (``sf__Id``,
+``sf__Error``) and unprocessed rows become the failures.  An empty value clears the field:
+null in JSON, ``#N/A`` in a Bulk CSV (where an empty cell means "leave as is").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from closedloop.config.models import SalesforceConfig
+from closedloop.connectors.base import ObjectType, PropertySpec, PropertyUpdate, RecordFailure, WriteResult
+from closedloop.connectors.salesforce.client import SalesforceClient
+from closedloop.connectors.salesforce.errors import describe as describe_error
+from closedloop.connectors.salesforce.fields import SOBJECTS_OF, FieldNames, sobject_of
+from closedloop.connectors.salesforce.schema import ensure_fields
+from closedloop.errors import AuthError, BudgetExhaustedError, FatalAPIError
+
+COLLECTION_LIMIT = 200
+BULK_NULL = "#N/A"
+# Per-record codes that no later attempt can fix.
+PERMANENT = frozenset(
+    {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "CANNOT_UPDATE_CONVERTED_LEAD", "MALFORMED_ID"}
+)
+
+
+class SalesforceWriter:
+    def __init__(self, client: SalesforceClient, config: SalesforceConfig, *, property_prefix: str) -> None:
+        self.client = client
+        self.config = config
+        self.names = FieldNames(property_prefix, config.field_template, config.field_names)
+        self.numeric: set[str] = set()
+        self.bulk_jobs = 0
+
+    def ensure_properties(self, specs: Sequence[PropertySpec], *, group_name: str, group_label: str) -> list[str]:
+        """Create missing fields (and grants) as the config allows; raise naming what is still missing."""
+        self.numeric = {s.name for s in specs if s.type == "number"}
+        report = ensure_fields(
+            self.client,
+            specs,
+            self.names,
+            create=self.config.create_fields,
+            grant=self.config.grant_field_permissions,
+            permission_set=self.config.permission_set,
+        )
+        if report.missing:
+            raise FatalAPIError(report.message())
+        return report.created
+
+    def write(self, updates: Sequence[PropertyUpdate]) -> WriteResult:
+        result = WriteResult()
+        by_sobject: dict[str, list[PropertyUpdate]] = {}
+        for update in updates:
+            sobject = sobject_of(update.object_id)
+            if sobject is None or sobject not in SOBJECTS_OF[update.object_type]:
+                reason = f"id {update.object_id!r} is not a {'/'.join(SOBJECTS_OF[update.object_type])} id"
+                result.failed.append(RecordFailure(update.object_type, update.object_id, reason, retriable=False))
+                continue
+            by_sobject.setdefault(sobject, []).append(update)
+        for sobject, items in by_sobject.items():
+            if len(items) > self.config.bulk_threshold:
+                result.extend(self._guarded(items, self._bulk, sobject))
+                continue
+            for start in range(0, len(items), COLLECTION_LIMIT):
+                chunk = items[start : start + COLLECTION_LIMIT]
+                result.extend(self._guarded(chunk, self._collection, sobject))
+        return result
+
+    def _guarded(
+        self, items: list[PropertyUpdate], send: Callable[[str, list[PropertyUpdate]], WriteResult], sobject: str
+    ) -> WriteResult:
+        """A whole call refused (a field deleted by an admin, a bad request) fails its records, not the run."""
+        try:
+            return send(sobject, items)
+        except (AuthError, BudgetExhaustedError):
+            raise
+        except FatalAPIError as exc:
+            return WriteResult(
+                failed=[RecordFailure(u.object_type, u.object_id, str(exc), retriable=False) for u in items]
+            )
+
+    def _fields(self, update: PropertyUpdate) -> dict[str, Any]:
+        return {self.names.field(p): self._json_value(p, v) for p, v in update.properties.items()}
+
+    def _json_value(self, prop: str, value: str) -> Any:
+        if value == "":
+            return None
+        if prop in self.numeric:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
+
+    def _collection(self, sobject: str, items: list[PropertyUpdate]) -> WriteResult:
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": sobject}, "id": u.object_id, **self._fields(u)} for u in items],
+        }
+        answer = self.client.call(
+            "PATCH composite/sobjects", lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body)
+        )
+        results = answer if isinstance(answer, list) else []
+        out = WriteResult()
+        for position, update in enumerate(items):
+            saved = results[position] if position < len(results) and isinstance(results[position], dict) else None
+            if saved is not None and saved.get("success") is True:
+                out.written.append(update)
+                continue
+            code, message = describe_error(list((saved or {}).get("errors") or []))
+            reason = f"{code}: {message}" if saved is not None else "no SaveResult for this record"
+            out.failed.append(
+                RecordFailure(update.object_type, update.object_id, reason[:500], retriable=code not in PERMANENT)
+            )
+        return out
+
+    def _bulk(self, sobject: str, items: list[PropertyUpdate]) -> WriteResult:
+        rows = [
+            {"Id": u.object_id, **{k: (BULK_NULL if v is None else v) for k, v in self._fields(u).items()}}
+            for u in items
+        ]
+        # One job per call: a job that failed part-way is not re-sent whole by the retry (the
+        # records it did update are idempotent anyway, PATCH of the same values).
+        jobs = self.client.call(
+            f"Bulk 2.0 update {sobject}",
+            lambda sf: getattr(sf.bulk2, sobject).update(records=rows, wait=self.config.bulk_poll_s),
+        )
+        self.bulk_jobs += len(jobs)
+        failed: dict[str, str] = {}
+        for job in jobs:
+            if int(job.get("numberRecordsFailed") or 0) == 0 and int(job.get("numberRecordsProcessed") or 0) == int(
+                job.get("numberRecordsTotal") or 0
+            ):
+                continue
+            job_id = str(job["job_id"])
+            failed_csv = self.client.call(
+                "GET jobs/ingest/{id}/failedResults",
+                lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_failed_records(j),  # type: ignore[misc]
+            )
+            for row in csv.DictReader(io.StringIO(failed_csv or "")):
+                record_id = row.get("Id") or row.get("sf__Id") or ""
+                failed[record_id] = (row.get("sf__Error") or "failed in the Bulk 2.0 job")[:500]
+            unprocessed = self.client.call(
+                "GET jobs/ingest/{id}/unprocessedrecords",
+                lambda sf, j=job_id: getattr(sf.bulk2, sobject).get_unprocessed_records(j),  # type: ignore[misc]
+            )
+            for row in csv.DictReader(io.StringIO(unprocessed or "")):
+                failed.setdefault(row.get("Id") or "", "not processed by the Bulk 2.0 job")
+        out = WriteResult()
+        for update in items:
+            if update.object_id in failed:
+                reason = failed[update.object_id]
+                code = reason.split(":", 1)[0]
+                out.failed.append(
+                    RecordFailure(update.object_type, update.object_id, reason, retriable=code not in PERMANENT)
+                )
+            else:
+                out.written.append(update)
+        return out
+
+    def read_properties(
+        self, object_type: ObjectType, object_ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, str | None]]:
+        from closedloop.connectors.salesforce.schema import read_values
+
+        fields = {p: self.names.field(p) for p in properties}
+        return read_values(self.client, object_ids, fields, numeric=self.numeric)
