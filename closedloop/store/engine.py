@@ -10,16 +10,31 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, Result, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, create_engine
 
+from closedloop.errors import StoreError
 from closedloop.store import gate
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    if url.startswith("sqlite"):
+    """An engine for ``url``; a URL that names no usable database is a ``StoreError``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError("the store URL cannot be parsed (expected dialect://user@host/database)") from None
+    try:
+        return _create(url, parsed, echo=echo)
+    except ArgumentError as exc:  # an unknown dialect or driver (NoSuchModuleError is one)
+        raise StoreError(f"the store at {where(parsed)} cannot be used: {_reason(exc, parsed)}") from None
+
+
+def _create(url: str, parsed: URL, *, echo: bool) -> Engine:
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         gate.register(engine)  # this process's write transactions take turns (see store.gate)
@@ -46,8 +61,43 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; safe to call on every start."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the schema to the newest revision; safe to call on every start.
+
+    A store that cannot be reached or written (refused connection, wrong password, read-only
+    file) is a ``StoreError`` naming the scheme and host, so the user sees one line to act on.
+    """
+    with store_errors(engine.url, "opened or migrated"):
+        command.upgrade(alembic_config(engine), "head")
+
+
+@contextmanager
+def store_errors(url: URL, doing: str = "opened") -> Iterator[None]:
+    """Turn SQLAlchemy's ``OperationalError`` inside the block into a ``StoreError``.
+
+    The message names the URL's scheme and host and the driver's first line of complaint,
+    with the password struck out should a driver ever echo it; never the full URL.
+    """
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreError(f"the store at {where(url)} cannot be {doing}: {_reason(exc, url)}") from exc
+
+
+def where(url: URL) -> str:
+    """``postgresql+psycopg://db.internal:5432`` or ``sqlite:///path``: what a message may show."""
+    if url.get_backend_name() == "sqlite":
+        return f"{url.drivername}:///{url.database or ':memory:'}"
+    port = f":{url.port}" if url.port else ""
+    return f"{url.drivername}://{url.host or 'localhost'}{port}"
+
+
+def _reason(exc: BaseException, url: URL) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    reason = lines[0] if lines else type(orig).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason[:300]
 
 
 def open_store(url: str) -> Engine:
