@@ -55,7 +55,7 @@ print(json.dumps({str(row.channel_name): [float(row.total_conversions),
 HEURISTICS_SCRIPT = """
 import json, sys, time
 from pathlib import Path
-from closedloop.attribution.names import HEURISTIC_MODEL_NAMES
+from closedloop.config.names import HEURISTIC_MODEL_NAMES
 from closedloop.attribution.pathfile import read_path_file
 from closedloop.attribution.registry import channel_credits
 from closedloop.config.attribution import AttributionConfig

@@ -37,10 +37,7 @@ from closedloop.attribution.pathfile_fast import (
     encode_paths,
     plain_layout,
 )
-
-
-class PathFileError(ValueError):
-    """A path file that cannot be read as asked; the message names file and line."""
+from closedloop.errors import PathFileError
 
 
 def read_path_file(

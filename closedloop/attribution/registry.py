@@ -16,7 +16,7 @@ import numpy as np
 
 from closedloop.attribution.batch import FloatArray, TouchBatch, channel_totals
 from closedloop.attribution.markov import markov_attribution
-from closedloop.attribution.names import (
+from closedloop.config.names import (
     BUILTIN_MODEL_NAMES,
     DATA_DRIVEN_MODEL_NAMES,
     HEURISTIC_MODEL_NAMES,

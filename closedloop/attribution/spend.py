@@ -17,7 +17,7 @@ are added up (two invoices for one day are two rows).  Costs are plain numbers >
 config's ``attribution.currency``; dates are ISO ``YYYY-MM-DD``.
 
 Problems name ``file:line`` and the field with its column, and all of them are reported
-together, through the config loader's ``Problem``/``ConfigError``, so the CLI prints them alike.
+together, through ``closedloop.errors``' ``Problem``/``ConfigError``, so the CLI prints them alike.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from closedloop.config.loader import ConfigError, Problem
+from closedloop.errors import ConfigError, Problem
 
 CSV_REQUIRED = ("date", "channel", "cost")
 CSV_OPTIONAL = ("campaign",)

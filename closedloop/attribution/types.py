@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
-ConversionKind = Literal["contact_created", "deal_created", "deal_won"]
+from closedloop.config.names import ConversionKind
+
+__all__ = ["ConversionKind", "Journey", "Touch"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,16 @@
 """``closedloop attribute PATHS.csv``: any model over an analyst's own path data.
 
-Also runnable alone (``python -m closedloop.attribution.command``), which is how the benchmark
-times the whole process from reading the CSV to printing.  Run alone, a plain command line
-(one file, known options) skips typer altogether, and ``markov_1``..``markov_4`` without
-``--config`` skip the settings (pydantic): those imports cost a fifth of a million-journey
-run.  Anything else (``--help``, a typo, a bad value) goes to typer, so help and usage errors
-look the same either way.
+Also runnable alone (``python -m closedloop.cli.attribute``), which is how the benchmark times
+the whole process from reading the CSV to printing.  Run alone, a plain command line (one file,
+known options) skips typer altogether, and ``markov_1``..``markov_4`` without ``--config`` skip
+the settings (pydantic): those imports cost a fifth of a million-journey run.  Anything else
+(``--help``, a typo, a bad value) goes to typer, so help and usage errors look the same either
+way.  So this module imports neither typer nor pydantic at the top.
 
 No ``from __future__ import annotations`` here: typer reads the annotations of the command
 built in ``_typer_command``, where ``typer`` is a local name.
 """
 
-import csv
-import io
-import json
 import os
 import sys
 
@@ -24,45 +21,18 @@ if __name__ == "__main__":
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated
 
-from closedloop.attribution.names import MARKOV_MODEL_NAMES
-from closedloop.attribution.pathfile import PathFileError, read_path_file
 from closedloop.attribution.pathfile_fast import (
     DEFAULT_CONVERSIONS_COLUMN,
     DEFAULT_PATH_COLUMN,
     DEFAULT_SEPARATOR,
     PathColumns,
 )
+from closedloop.errors import ClosedloopError, UsageError
 
 if TYPE_CHECKING:
     import typer
-
-    from closedloop.attribution.batch import FloatArray
-    from closedloop.config.attribution import AttributionConfig
-
-FORMATS = ("table", "csv", "json")
-# Markov models whose only setting, the order, is in their name.
-_ORDER_IN_NAME = tuple(name for name in MARKOV_MODEL_NAMES if name != "markov")
-
-
-class UsageError(ValueError):
-    """A bad option value; ``param_hint`` names the option as the command line spells it."""
-
-    def __init__(self, message: str, param_hint: str) -> None:
-        super().__init__(message)
-        self.param_hint = param_hint
-
-
-class Credits(Protocol):
-    @property
-    def model(self) -> str: ...
-    @property
-    def channel_names(self) -> tuple[str, ...]: ...
-    @property
-    def conversions(self) -> "FloatArray": ...
-    @property
-    def value(self) -> "FloatArray": ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,113 +47,23 @@ class AttributeRequest:
     config_file: Path | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _MarkovCredits:
-    model: str
-    channel_names: tuple[str, ...]
-    conversions: "FloatArray"
-    value: "FloatArray"
-
-
 def run_attribute(request: AttributeRequest) -> str:
-    """The rendered credits; raises ``UsageError`` for bad options, ``PathFileError`` for bad data."""
+    """The rendered credits; raises ``UsageError`` for bad options, ``PathFileError`` for bad
+    data and ``ConfigError`` for a bad ``--config``."""
+    from closedloop.attribution.path_credits import path_file_credits
+    from closedloop.report.credits import FORMATS, render_credits
+
     if request.output_format not in FORMATS:
         raise UsageError(f"{request.output_format!r}; use one of {', '.join(FORMATS)}", "--format")
-    if request.config_file is None and request.model in _ORDER_IN_NAME:
-        from closedloop.attribution.markov import markov_attribution
+    config = None
+    if request.config_file is not None:
+        from closedloop.config.loader import load_attribution_config
 
-        # Direct channels and step days shape only heuristics, so the defaults are harmless.
-        markov = markov_attribution(_read(request), int(request.model.rsplit("_", 1)[1]))
-        credits = _MarkovCredits(request.model, markov.channel_names, markov.conversions, markov.value)
-        return render([credits_as_dict(credits)], request.output_format, many=False)
-    config = _load_config(request.config_file)
-    valid = config.model_names()
-    if request.model != "all" and request.model not in valid:
-        raise UsageError(f"unknown model {request.model!r}; valid: all, {', '.join(valid)}", "--model")
-    batch = _read(request, config)
-    from closedloop.attribution.registry import channel_credits
-
-    names = list(valid) if request.model == "all" else [request.model]
-    results = [credits_as_dict(channel_credits(name, batch, config)) for name in names]
-    return render(results, request.output_format, many=request.model == "all")
-
-
-def _read(request: AttributeRequest, config: "AttributionConfig | None" = None) -> Any:
-    settings: dict[str, Any] = {}
-    if config is not None:
-        settings = {"direct_channels": config.direct_channels, "step_days": config.path_step_days}
-    return read_path_file(request.paths_file, columns=request.columns, separator=request.separator, **settings)
-
-
-def _load_config(file: Path | None) -> "AttributionConfig":
-    """An attribution YAML: either the attribution section alone or a file with ``attribution:``."""
-    from pydantic import ValidationError
-
-    from closedloop.config.attribution import AttributionConfig
-
-    if file is None:
-        return AttributionConfig()
-    import yaml
-
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise UsageError(f"{file}: {error}", "--config") from None
-    if isinstance(data, dict) and isinstance(data.get("attribution"), dict):
-        data = data["attribution"]
-    try:
-        return AttributionConfig.model_validate(data)
-    except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(map(str, item['loc'])) or '(root)'}: {item['msg']}" for item in error.errors()
-        )
-        raise UsageError(f"{file}: {details}", "--config") from None
-
-
-def credits_as_dict(credits: Credits) -> dict[str, Any]:
-    order = sorted(range(len(credits.channel_names)), key=credits.channel_names.__getitem__)
-    return {
-        "model": credits.model,
-        "channels": {
-            credits.channel_names[code]: {
-                "conversions": float(credits.conversions[code]),
-                "value": float(credits.value[code]),
-            }
-            for code in order
-        },
-    }
-
-
-def render(results: list[dict[str, Any]], output_format: str, *, many: bool) -> str:
-    if output_format == "json":
-        return json.dumps(results if many else results[0], indent=2)
-    if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["model", "channel", "conversions", "value"])
-        for result in results:
-            for channel, figures in result["channels"].items():
-                writer.writerow([result["model"], channel, repr(figures["conversions"]), repr(figures["value"])])
-        return buffer.getvalue().rstrip("\n")
-    return _render_table(results)
-
-
-def _render_table(results: list[dict[str, Any]]) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(file=io.StringIO(), width=120, color_system=None, force_terminal=False)
-    for result in results:
-        table = Table(title=f"model: {result['model']}")
-        table.add_column("channel")
-        table.add_column("conversions", justify="right")
-        table.add_column("value", justify="right")
-        for channel, figures in result["channels"].items():
-            table.add_row(channel, f"{figures['conversions']:,.2f}", f"{figures['value']:,.2f}")
-        console.print(table)
-    output = console.file
-    assert isinstance(output, io.StringIO)
-    return output.getvalue().rstrip("\n")
+        config = load_attribution_config(request.config_file)
+    results = path_file_credits(
+        request.paths_file, request.model, config=config, columns=request.columns, separator=request.separator
+    )
+    return render_credits(results, request.output_format, many=request.model == "all")
 
 
 def _typer_command() -> Callable[..., None]:
@@ -220,25 +100,25 @@ def _typer_command() -> Callable[..., None]:
         try:
             output = run_attribute(request)
         except UsageError as error:
+            if error.param_hint is None:  # a bad file (PathFileError): one line, as the standalone run says it
+                raise typer.Exit(_report(error)) from None
             raise typer.BadParameter(str(error), param_hint=error.param_hint) from None
-        except PathFileError as error:
-            typer.echo(f"Error: {error}", err=True)
-            raise typer.Exit(1) from None
         typer.echo(output)
 
     return attribute
 
 
-def register(app: "typer.Typer") -> None:
-    """Add the ``attribute`` command to the main app."""
-    app.command("attribute")(_typer_command())
+def register(parent: "typer.Typer") -> None:
+    """Add the ``attribute`` command to ``parent``."""
+    parent.command("attribute")(_typer_command())
 
 
-def standalone_app() -> "typer.Typer":
+def typer_app() -> "typer.Typer":
+    """The command as a typer app of its own (the lazy table and the standalone run use it)."""
     import typer
 
     app = typer.Typer(add_completion=False)
-    app.command()(_typer_command())
+    app.command("attribute")(_typer_command())
     return app
 
 
@@ -293,21 +173,31 @@ def parse_plain_command_line(argv: Sequence[str]) -> AttributeRequest | None:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Exit status of the standalone command."""
+    """Exit status of the standalone command (the same codes as ``closedloop attribute``)."""
     request = parse_plain_command_line(argv)
     if request is not None:
         try:
             output = run_attribute(request)
-        except PathFileError as error:
-            sys.stderr.write(f"Error: {error}\n")
-            return 1
-        except UsageError:
-            pass  # typer words it
+        except UsageError as error:
+            if error.param_hint is None:  # a bad file, not a bad option: say it here
+                return _report(error)
+            # typer words a bad option
+        except ClosedloopError as error:
+            return _report(error)
         else:
             sys.stdout.write(output + "\n")
             return 0
-    standalone_app()(list(argv))
-    return 0
+    from closedloop.cli.errors import run_guarded
+
+    return run_guarded(lambda: typer_app()(list(argv), prog_name="attribute"))
+
+
+def _report(error: ClosedloopError) -> int:
+    from closedloop.cli.errors import exit_code, message_lines
+
+    for line in message_lines(error):
+        sys.stderr.write(line + "\n")
+    return exit_code(error)
 
 
 if __name__ == "__main__":

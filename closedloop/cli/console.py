@@ -1,4 +1,8 @@
-"""What every command shares: the consoles, the config option, loading it, progress, the clock."""
+"""What every command shares: the consoles, the config option, progress, the clock.
+
+Loading the config is ``closedloop.config.loader.load_config``; a ``ConfigError`` it raises is
+printed and mapped to its exit code once, in ``closedloop.cli.errors``, not here.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from closedloop.config.loader import ConfigError, load_config
-from closedloop.config.models import Config
+if TYPE_CHECKING:
+    from closedloop.config.models import Config
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for logs and grep
@@ -23,15 +25,11 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path of the 
 DEFAULT_CONFIG = Path("closedloop.yaml")
 
 
-def load_or_exit(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err.print(f"[bold red]The config cannot be used[/] ({len(exc.problems)} problem(s)):")
-        for problem in exc.problems:
-            where = escape(f"{problem.file}:{problem.line or '?'}")
-            err.print(f"  [yellow]{where}[/]  [bold]{escape(problem.field or '(root)')}[/]  {escape(problem.message)}")
-        raise typer.Exit(2) from None
+def load(path: Path) -> Config:
+    """The validated config; a ``ConfigError`` goes up to the error table."""
+    from closedloop.config.loader import load_config
+
+    return load_config(path)
 
 
 @contextmanager
@@ -40,6 +38,8 @@ def progress_line(enabled: bool) -> Iterator[Callable[[str], None]]:
     if not enabled:
         yield lambda _msg: None
         return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
     ) as progress:

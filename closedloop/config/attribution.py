@@ -14,9 +14,8 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator, model_validator
 
-from closedloop.attribution.names import BUILTIN_MODEL_NAMES
-from closedloop.attribution.types import ConversionKind
 from closedloop.config.base import Strict
+from closedloop.config.names import BUILTIN_MODEL_NAMES, ConversionKind
 
 _WEIGHT_TOLERANCE = 1e-6
 SPEND_FILE_SUFFIXES = (".csv", ".yaml", ".yml")

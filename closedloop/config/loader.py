@@ -11,41 +11,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from closedloop.config.attribution import AttributionConfig
 from closedloop.config.models import Config
+from closedloop.errors import ConfigError, Problem
+
+__all__ = ["ConfigError", "Problem", "load_attribution_config", "load_config", "parse_config", "read_secret"]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_KEYS = re.compile(r"(^|_)(token|secret|password|api_key|private_key|client_secret)$")
 
 Loc = tuple[str | int, ...]
 _SCALARS = yaml.SafeLoader("")  # only its scalar constructors are used
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field or '(root)'}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The config cannot be used; ``problems`` lists every reason, not just the first."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s) in the config:\n{lines}")
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -58,6 +40,29 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     except OSError as exc:
         raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
     return parse_config(text, file=str(path), environ=env)
+
+
+def load_attribution_config(path: str | Path) -> AttributionConfig:
+    """The attribution settings of ``closedloop attribute --config``: a whole closedloop.yaml
+    (only its ``attribution:`` section is read, so an analyst needs no CRM secrets) or that
+    section alone."""
+    file = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError([Problem(file, None, "", f"cannot read: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if isinstance(data, dict) and isinstance(data.get("attribution"), dict):
+        data = data["attribution"]
+    try:
+        return AttributionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [Problem(file, None, _dotted(tuple(e["loc"])), _message(e)) for e in exc.errors()]
+        ) from None
 
 
 def parse_config(text: str, *, file: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:

@@ -1,6 +1,15 @@
-"""Names of the built-in models, kept free of imports so the config can validate against them."""
+"""Names the config validates against and attribution implements: the built-in models and the
+conversion kinds.
+
+They live in config, free of imports, so that the config never imports attribution (attribution
+imports config models, never the other way round).
+"""
 
 from __future__ import annotations
+
+from typing import Literal
+
+ConversionKind = Literal["contact_created", "deal_created", "deal_won"]
 
 POSITION_MODEL_NAMES: tuple[str, ...] = (
     "first_touch",

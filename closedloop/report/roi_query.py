@@ -1,27 +1,72 @@
 """The store side of ROI: replace a spend file's rows, and read spend, credits and deal timing.
 
 Everything returned is plain data for ``closedloop.attribution.roi``; no row object escapes.
+``compute_roi`` is the whole of `closedloop roi` between parsing and rendering.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from closedloop.attribution.roi import GA4_ORIGIN, CreditLine, SpendLine
+from closedloop.attribution.roi import GA4_ORIGIN, CreditLine, GroupBy, RoiReport, SpendLine, roi_report
 from closedloop.attribution.spend import SpendFile
+from closedloop.config.models import Config
+from closedloop.errors import UsageError
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
 from closedloop.store import models as m
+from closedloop.store.engine import open_store, session_scope
 from closedloop.store.models import table
 from closedloop.store.upsert import upsert
 
 _SECONDS_PER_DAY = 86_400.0
 _MAX_MERGE_HOPS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RoiResult:
+    """One `closedloop roi`: the report, its currency, spend rows loaded from files, and the
+    models that do have credits when the chosen one has none (empty otherwise)."""
+
+    report: RoiReport
+    currency: str
+    loaded: int
+    models_with_credits: list[str]
+    has_credits: bool
+
+
+def compute_roi(cfg: Config, files: Sequence[SpendFile], model: str, by: GroupBy, since: date | None) -> RoiResult:
+    """Load the spend files into the store, then cost against credited results per channel or campaign.
+
+    Raises ``UsageError`` when spend is in several currencies: closedloop does not convert.
+    """
+    since_at = datetime.combine(since, time(), ZoneInfo(cfg.timezone)) if since else None
+    engine = open_store(cfg.store.url)
+    with session_scope(engine) as session:
+        loaded = replace_file_spend(session, files, currency=cfg.attribution.currency or "")
+        spend, currencies = read_spend(
+            session,
+            ChannelMapper.from_config(cfg.mapping),
+            file_origins=[f.origin for f in files],
+            since=since,
+        )
+        credits = read_credits(session, model, since=since_at)
+        models = credited_models(session) if not credits else []
+        days = read_days_lead_to_won(session, since=since_at)
+    if len(currencies) > 1:
+        raise UsageError(
+            f"Spend is in several currencies ({', '.join(sorted(currencies))}); closedloop does not convert. "
+            "Set attribution.currency to GA4's currency or convert the spend files."
+        )
+    report = roi_report(spend, credits, days, group_by=by)
+    return RoiResult(report, next(iter(currencies), ""), loaded, models, bool(credits))
 
 
 def replace_file_spend(session: Session, files: Sequence[SpendFile], *, currency: str) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from closedloop.attribution.roi import RoiReport, roi_report
-from closedloop.attribution.roi_query import read_credits, read_days_lead_to_won, read_spend
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
+from closedloop.report.roi_query import read_credits, read_days_lead_to_won, read_spend
 from closedloop.report.summary import channel_summary
 from closedloop.sandbox.generator import generate_company
 from closedloop.sandbox.launch import start_sandbox

@@ -21,7 +21,7 @@ from closedloop.attribution.journeys import build_journey
 from closedloop.attribution.types import ConversionKind, Journey, Touch
 from closedloop.config.models import Config
 from closedloop.mapping.conversions import ConversionRow, DealFacts
-from closedloop.memory import release_free_memory
+from closedloop.sync.memory import release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
@@ -57,7 +57,7 @@ def write_credits(
 ) -> DiffCounts:
     """``on_deal_credits`` hears when every deal conversion's credits are committed (before the
     contacts' own, the largest kind), so deals can be written back while those are computed;
-    ``settle`` is called between chunks (see ``closedloop.memory.long_lived_heap``).
+    ``settle`` is called between chunks (see ``closedloop.sync.memory.long_lived_heap``).
 
     Journeys are built twice per kind, once streamed into the fit and once a chunk at a time
     for crediting: held whole, a kind's journeys and their touches were the rebuild's peak.

@@ -36,7 +36,7 @@ from closedloop.mapping.touchpoints import (
     SessionRow,
     contact_touchpoints,
 )
-from closedloop.memory import long_lived_heap, release_free_memory
+from closedloop.sync.memory import long_lived_heap, release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import plain_rows, session_scope

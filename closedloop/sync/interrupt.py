@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from closedloop.errors import Interrupted
+
+__all__ = ["Interrupted", "ShouldStop", "never"]
+
 ShouldStop = Callable[[], bool]
 
 
 def never() -> bool:
     return False
-
-
-class Interrupted(Exception):
-    """A stop was requested; the batch in flight was finished and recorded, nothing after it started."""

@@ -1,4 +1,4 @@
-"""`closedloop serve`: run the schedule until SIGTERM, with health endpoints for the container.
+"""The body of `closedloop serve`: run the schedule until SIGTERM, with health endpoints for the container.
 
 SIGTERM and SIGINT stop the scheduling; the run in flight notices between batches, stores what it
 has, records itself as interrupted and frees its lease; then the process exits 0, well inside an
@@ -13,11 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from sqlalchemy import Engine, text
 
 from closedloop.config.schedule import ScheduleConfig
@@ -29,31 +27,6 @@ if TYPE_CHECKING:
 
 _MIGRATION_LOCK_KEY = 0x636C6F73  # "clos": replicas starting together migrate one at a time
 _OK_STATUSES = frozenset({"ok", "interrupted"})
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
-
-
-def serve(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Path of the YAML config.")] = Path("closedloop.yaml"),
-    once: Annotated[
-        bool,
-        typer.Option(
-            "--once",
-            help="Run every enabled job once now, then exit (for an external cron such as a Kubernetes CronJob).",
-        ),
-    ] = False,
-) -> None:
-    """Run the schedule from the config until SIGTERM; serves /healthz, /readyz and /metrics."""
-    from closedloop.cli_support import load_or_exit
-
-    log = configure_logging()
-    cfg = load_or_exit(config)
-    schedule = schedule_of(cfg)
-    engine = open_store_once(cfg.store.url)
-    code = serve_schedule(schedule, engine, job_factory=pipeline_jobs(cfg, engine), once=once, log=log)
-    raise typer.Exit(code)
 
 
 def schedule_of(cfg: Config) -> ScheduleConfig:
@@ -72,7 +45,7 @@ def serve_schedule(
     holder: str | None = None,
 ) -> int:
     """The body of `serve`, separate from option parsing so other entry points can reuse it."""
-    from closedloop.server import Metrics, serve_health, store_readiness
+    from closedloop.sync.health import Metrics, serve_health, store_readiness
 
     log = log or logging.getLogger("closedloop")
     metrics = Metrics()

@@ -37,7 +37,7 @@ def test_config_validate_points_at_file_line_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "closedloop.yaml"
     bad.write_text("hubspot:\n  access_token: pat-inline-secret\n  tier: platinum\nga4:\n  property_id: x1\n")
     done = cli("config", "validate", "--config", str(bad))
-    assert done.returncode == 2
+    assert done.returncode == 3
     err = done.stderr
     assert f"{bad}:2" in err and "hubspot.access_token" in err
     assert f"{bad}:3" in err and "hubspot.tier" in err
@@ -92,4 +92,4 @@ def test_run_report_runs_and_dry_run_against_sandbox_serve(served: Path) -> None
     no_token = {k: v for k, v in os.environ.items() if k != "CLOSEDLOOP_SANDBOX_TOKEN"}
     missing = subprocess.run([sys.executable, "-m", "closedloop", "run", "--config", str(served)],
                              capture_output=True, text=True, env=no_token, timeout=60, check=False)
-    assert missing.returncode == 2 and "CLOSEDLOOP_SANDBOX_TOKEN is not set" in missing.stderr
+    assert missing.returncode == 3 and "CLOSEDLOOP_SANDBOX_TOKEN is not set" in missing.stderr

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
-from closedloop.attribution.roi_command import register
+from closedloop.cli import app as closedloop_app
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
@@ -58,14 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture
 def app() -> typer.Typer:
-    application = typer.Typer()
-    register(application)
-
-    @application.callback()
-    def main() -> None:
-        """Group so that ``roi`` is a subcommand, as in the real CLI."""
-
-    return application
+    return closedloop_app  # the real app: errors reach its exit-code table
 
 
 def write_config(world: World, name: str, *, spend_files: list[Path], currency: str | None = None,
@@ -191,7 +184,7 @@ def test_the_table_shows_dashes_not_infinity(app: typer.Typer, world: World) -> 
 def test_bad_spend_files_list_every_problem_and_load_nothing(app: typer.Typer, world: World) -> None:
     bad = spend_csv(world, "2026-11-01,Email,,ten\n2026-13-01,Email,,1\n", name="bad.csv")
     code, _, err = run(app, "-c", str(write_config(world, "c6.yaml", spend_files=[bad])))
-    assert code == 2
+    assert code == 3, "a spend file the config names is part of the config"
     assert "bad.csv:2" in err and "bad.csv:3" in err and "cost (column 4)" in err
     with Session(open_store(world.store_url)) as session:
         stored = select(func.count()).select_from(Spend).where(col(Spend.origin) == "file:bad.csv")

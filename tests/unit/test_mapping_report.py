@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from closedloop.config.mapping import MappingConfig
 from closedloop.mapping.channels import ChannelMapper
-from closedloop.mapping.command import register
+from closedloop.cli import app as closedloop_app
 from closedloop.mapping.report import mapping_test_report
 from closedloop.mapping.utm import RawTouch
 
@@ -42,14 +42,7 @@ def test_report_counts_sessions_contacts_gaps_and_unused_rules() -> None:
 
 
 def app() -> typer.Typer:
-    root = typer.Typer()
-    register(root)
-
-    @root.callback()
-    def _root() -> None:
-        """closedloop"""
-
-    return root
+    return closedloop_app
 
 
 def test_explain_command_prints_the_matching_rule(tmp_path: Path) -> None:
@@ -84,8 +77,8 @@ def test_explain_reports_a_broken_rule_with_its_line(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(
         app(), ["mapping", "explain", "--source", "x", "--config", str(config)])
-    assert result.exit_code == 2
-    assert ":5: mapping.channel_rules[0].when.regex" in result.output
+    assert result.exit_code == 3, "a config error"
+    assert ":5  mapping.channel_rules[0].when.regex" in result.stderr
 
 
 def test_mapping_test_command_reads_the_store(tmp_path: Path) -> None:

@@ -34,3 +34,7 @@ class FieldNames:
             raise ValueError(f"{prop!r} is not a closedloop property (prefix {self.prefix!r})")
         bare = prop[len(self.prefix) :]
         return self.template.format(name="_".join(p[:1].upper() + p[1:] for p in bare.split("_") if p))
+
+    def owns(self, prop: str) -> bool:
+        """Only closedloop's own properties (the prefix, or an explicit override) map to a field."""
+        return prop in self.overrides or prop.startswith(self.prefix)

@@ -64,6 +64,11 @@ class SalesforceWriter:
                 reason = f"id {update.object_id!r} is not a {'/'.join(SOBJECTS_OF[update.object_type])} id"
                 result.failed.append(RecordFailure(update.object_type, update.object_id, reason, retriable=False))
                 continue
+            foreign = [p for p in update.properties if not self.names.owns(p)]
+            if foreign:
+                reason = f"not closedloop's to write: {', '.join(sorted(foreign))}"
+                result.failed.append(RecordFailure(update.object_type, update.object_id, reason, retriable=False))
+                continue
             by_sobject.setdefault(sobject, []).append(update)
         for sobject, items in by_sobject.items():
             if len(items) > self.config.bulk_threshold:

@@ -1,0 +1,127 @@
+"""``closedloop run`` and ``closedloop writeback``: one real run, or only its write-back (or a preview of it)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from closedloop.cli.console import DEFAULT_CONFIG, ConfigOption, console, err, load, now, progress_line
+
+app = typer.Typer()
+
+
+def register(parent: typer.Typer) -> None:
+    parent.command()(run)
+    parent.command()(writeback)
+
+
+
+@app.command()
+def run(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    no_pull: Annotated[
+        bool, typer.Option("--no-pull", help="Recompute from stored data only (after a mapping or model change).")
+    ] = False,
+) -> None:
+    """One real run: pull since the cursors, rebuild, write back what changed, record the run."""
+    from closedloop.report.terminal import api_calls_table, writeback_table
+    from closedloop.store.engine import open_store
+    from closedloop.sync.factory import build_connectors
+    from closedloop.sync.pipeline import run_once
+
+    cfg = load(config)
+    engine = open_store(cfg.store.url)
+    connectors = build_connectors(cfg)
+    with progress_line(not as_json) as say:
+        report = run_once(
+            engine=engine,
+            config=cfg,
+            sources=connectors.sources,
+            writer=connectors.writer,
+            log=connectors.log,
+            now=now(),
+            progress=say,
+            pull=not no_pull,
+        )
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "run_id": report.run_id,
+                    "status": report.status,
+                    "errors": report.errors,
+                    **report.stats(),
+                    "api_calls": report.api_calls,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
+    else:
+        console.print(f"Run {report.run_id}: [bold]{report.status}[/] in {report.duration_s:.1f}s")
+        for stream, counts in report.pulled.items():
+            console.print(f"  pulled {stream}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        stats = report.stats()
+        if report.rebuild is not None and report.rebuild.ambiguous_identities:
+            err.print(
+                f"[yellow]{report.rebuild.ambiguous_identities:,} identity key(s) belong to several contacts[/] "
+                "and tie no session (closedloop does not guess), e.g.:"
+            )
+            for example in report.rebuild.ambiguous_examples:
+                err.print(f"  {escape(example)}")
+        console.print(writeback_table(stats["writeback"]))
+        console.print(api_calls_table(report.api_calls))
+        for error in report.errors:
+            err.print(f"[red]error:[/] {error}")
+    if report.status != "ok":
+        raise typer.Exit(1)
+
+
+@app.command()
+def writeback(
+    config: ConfigOption = DEFAULT_CONFIG,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be written; write nothing.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows to print in a dry run.")] = 50,
+) -> None:
+    """Write closedloop's properties to the CRM (only changed values), or preview them with --dry-run."""
+    from rich.table import Table
+
+    from closedloop.store.engine import open_store
+    from closedloop.sync.derive import rebuild
+    from closedloop.sync.factory import build_connectors
+    from closedloop.sync.writeback import dry_run as plan
+    from closedloop.sync.writeback import run_writeback
+
+    cfg = load(config)
+    engine = open_store(cfg.store.url)
+    if dry_run:
+        with progress_line(True) as say:
+            rebuild(engine, cfg, progress=say)  # from stored data only, so the preview follows the config
+        changes = plan(engine, cfg)
+        if not changes:
+            console.print("Nothing to write: the CRM already holds every value closedloop owns.")
+            return
+        table = Table(title=f"{len(changes):,} property values would be written", title_justify="left")
+        for col in ("Object", "Property", "Old", "New"):
+            table.add_column(col)
+        for c in changes[:limit]:
+            table.add_row(f"{c.object_type}/{c.object_id}", c.property, "" if c.old is None else c.old, c.new)
+        console.print(table)
+        if len(changes) > limit:
+            console.print(f"... and {len(changes) - limit:,} more (--limit to see more)")
+        return
+    connectors = build_connectors(cfg)
+    if connectors.writer is None:
+        err.print("No CRM is configured to write to.")
+        raise typer.Exit(2)
+    stats = run_writeback(engine, cfg, connectors.writer, now=now())
+    console.print(
+        f"Wrote {stats.properties_written:,} values on {stats.objects_written:,} objects; "
+        f"{stats.records_failed:,} failed."
+    )
