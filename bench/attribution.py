@@ -5,7 +5,7 @@ N un-aggregated journeys (one row each) over 12 channels into a temp dir, then r
 whole child process from reading the CSV to printing results:
 
 1. channelattribution ``markov_model`` order 1 (pandas read_csv + simulation);
-2. ``python -m closedloop.attribution.command PATHS --model markov_1 --format json``;
+2. ``python -m closedloop.cli.attribute PATHS --model markov_1 --format json``;
 3. all heuristic models of closedloop over the same file (compute time timed inside).
 
 The children run ``--repeat`` times, interleaved, because the machine may be shared: it prints
@@ -195,7 +195,7 @@ def main() -> None:
               f"{size_mb:.1f} MB in {time.perf_counter() - started:.1f} s")
         commands = {
             "ca": [python, "-c", CHANNELATTRIBUTION_SCRIPT, str(file), str(args.nsim_start)],
-            "cl": [python, "-m", "closedloop.attribution.command", str(file),
+            "cl": [python, "-m", "closedloop.cli.attribute", str(file),
                    "--model", "markov_1", "--format", "json"],
             "heuristics": [python, "-c", HEURISTICS_SCRIPT, str(file)],
         }  # fmt: skip

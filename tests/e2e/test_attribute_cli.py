@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from closedloop.attribution.command import register
+from closedloop.cli.attribute import register
 from closedloop.config.attribution import AttributionConfig
 
 PATHS = """path,total_conversions,total_conversion_value,total_null
@@ -187,31 +187,31 @@ def test_quoted_file_takes_the_careful_reader(app: typer.Typer, tmp_path: Path) 
 def test_missing_column_names_column_and_file(app: typer.Typer, tmp_path: Path) -> None:
     file = write(tmp_path, "route,total_conversions\na,1\n")
     code, _, err = run(app, str(file))
-    assert code == 1
+    assert code == 2
     assert "'path'" in err and str(file) in err
 
 
 def test_explicit_value_column_must_exist(app: typer.Typer, tmp_path: Path) -> None:
     file = write(tmp_path, "path,total_conversions\na,1\n")
     code, _, err = run(app, str(file), "--value-column", "revenue")
-    assert code == 1 and "'revenue'" in err
+    assert code == 2 and "'revenue'" in err
 
 
 @pytest.mark.parametrize("bad", ["x", "-1", "nan"])
 def test_bad_number_names_the_line(app: typer.Typer, tmp_path: Path, bad: str) -> None:
     file = write(tmp_path, f"path,total_conversions,total_null\na,1,0\nb,{bad},0\n")
     code, _, err = run(app, str(file))
-    assert code == 1
+    assert code == 2
     assert f"{file}:3" in err and "total_conversions" in err
 
 
 def test_empty_channel_and_short_row_name_the_line(app: typer.Typer, tmp_path: Path) -> None:
     file = write(tmp_path, "path,total_conversions\na,1\na >  > b,1\n")
     code, _, err = run(app, str(file))
-    assert code == 1 and f"{file}:3" in err and "empty channel" in err
+    assert code == 2 and f"{file}:3" in err and "empty channel" in err
     file = write(tmp_path, "path,total_conversions\na,1\nb\n", "short.csv")
     code, _, err = run(app, str(file))
-    assert code == 1 and f"{file}:3" in err
+    assert code == 2 and f"{file}:3" in err
 
 
 def test_unknown_model_and_format(app: typer.Typer, tmp_path: Path) -> None:
@@ -236,4 +236,4 @@ def test_config_file_custom_model(app: typer.Typer, tmp_path: Path) -> None:
 
 def test_missing_file(app: typer.Typer, tmp_path: Path) -> None:
     code, _, err = run(app, str(tmp_path / "nope.csv"))
-    assert code == 1 and "nope.csv" in err
+    assert code == 2 and "nope.csv" in err

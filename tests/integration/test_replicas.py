@@ -169,7 +169,7 @@ def _scheduler(engine: Engine, holder: str, clock: _FakeClock, body: Any, metric
 
 
 def test_in_process_ticks_one_winner_failures_and_stop(engine: Engine, now: datetime) -> None:
-    from closedloop.server import Metrics
+    from closedloop.sync.health import Metrics
     from closedloop.sync.scheduler import JobContext, JobOutcome
 
     ran: list[tuple[str, datetime]] = []
@@ -205,7 +205,7 @@ def test_in_process_ticks_one_winner_failures_and_stop(engine: Engine, now: date
 
 def test_serve_once_runs_each_job_and_reports_failure_in_the_exit_code(engine: Engine, now: datetime) -> None:
     from closedloop.config.schedule import ScheduleConfig
-    from closedloop.sync.command import serve_schedule
+    from closedloop.sync.serve import serve_schedule
     from closedloop.sync.scheduler import JobContext, JobOutcome
 
     schedule = ScheduleConfig.model_validate({"jobs": {"run": {"interval_minutes": 60}}, "health_enabled": False})

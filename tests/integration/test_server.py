@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from closedloop.server import Metrics, serve_health, store_readiness
+from closedloop.sync.health import Metrics, serve_health, store_readiness
 from closedloop.store.engine import make_engine
 from closedloop.sync.scheduler import JobOutcome
 

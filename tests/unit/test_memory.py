@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from closedloop.memory import long_lived_heap, release_free_memory
+from closedloop.sync.memory import long_lived_heap, release_free_memory
 
 ON_GLIBC = platform.libc_ver()[0] == "glibc"
 needs_glibc = pytest.mark.skipif(not ON_GLIBC or not Path("/proc/self/statm").exists(), reason="glibc on Linux only")
@@ -46,7 +46,7 @@ def test_free_heap_below_a_live_block_goes_back_to_the_os() -> None:
 ARENA_SCRIPT = textwrap.dedent(
     """
     import ctypes, sys, threading
-    from closedloop.memory import limit_malloc_arenas
+    from closedloop.sync.memory import limit_malloc_arenas
     if sys.argv[1] == "limit":
         assert limit_malloc_arenas(2)
     barrier = threading.Barrier(8)
