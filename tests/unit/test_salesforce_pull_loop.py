@@ -89,7 +89,7 @@ class OrgClient(SalesforceClient):
     def __init__(self, org: FakeOrg, usage: UsageMeter) -> None:
         self.org = org
         self.sleeps: list[float] = []
-        super().__init__(FakeSignIn(), requests.Session(), log=ApiCallLog(), usage=usage, sleep=self.sleeps.append)  # type: ignore[arg-type]
+        super().__init__(FakeSignIn(), requests.Session(), log=ApiCallLog(), usage=usage, sleep=self.sleeps.append)
 
     def _build(self, info: SessionInfo) -> Any:
         return FakeSF(self.org, info.session_id)

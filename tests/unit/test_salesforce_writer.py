@@ -89,7 +89,7 @@ class OrgClient(SalesforceClient):
         self.org = org
         super().__init__(
             FakeSignIn(), requests.Session(), log=ApiCallLog(), usage=UsageMeter(1.0), sleep=lambda _s: None
-        )  # type: ignore[arg-type]
+        )
 
     def _build(self, info: SessionInfo) -> Any:
         return self.org

@@ -15,14 +15,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce import Salesforce
 
 from closedloop.connectors.calls import ApiCallLog
-from closedloop.connectors.salesforce.auth import Authenticator, SessionInfo
+from closedloop.connectors.salesforce.auth import SessionInfo
 from closedloop.connectors.salesforce.errors import SessionExpired, translate
 from closedloop.connectors.salesforce.usage import UsageMeter
 from closedloop.errors import AuthError, BudgetExhaustedError, ClosedloopAPIError, RateLimitedError, RetriableAPIError
@@ -31,6 +31,12 @@ T = TypeVar("T")
 SERVICE = "salesforce"
 _VERSION_PREFIX = re.compile(r"^/services/data/v\d+\.\d+/?")
 _ID_LIKE = re.compile(r"^(?=.*\d)[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?(?:-\d+)?$")
+
+
+class SignIn(Protocol):
+    """Gets a session (``auth.Authenticator`` does, for each flow)."""
+
+    def sign_in(self) -> SessionInfo: ...
 
 
 def endpoint_template(method: str, url: str) -> str:
@@ -74,7 +80,7 @@ class RetryBudget:
 class SalesforceClient:
     def __init__(
         self,
-        authenticator: Authenticator,
+        authenticator: SignIn,
         http: requests.Session,
         *,
         log: ApiCallLog,
