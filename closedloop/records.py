@@ -119,7 +119,12 @@ class DeletedRecord:
 
 @dataclass(frozen=True, slots=True)
 class WebSessionRecord:
-    """One GA4 report row: a session of a client id, keyed by start minute and source."""
+    """One web session of a client id, keyed by start minute and source: the one session type.
+
+    The GA4 connector yields it from a report row, the store keeps it (``store.models.WebSession``
+    is its table, with the same columns), mapping reads it back to build touchpoints, and the
+    sandbox's ``SyntheticSession`` extends it with the ground truth GA4 never serves.
+    """
 
     client_id: str
     started_at: datetime
@@ -133,20 +138,47 @@ class WebSessionRecord:
     ad_cost: float | None = None
     # Click ids found on the landing URL ({"gclid": "..."}): identity keys beside the client id.
     click_ids: dict[str, str] = field(default_factory=dict)
+    # ``key`` once computed (or as the store kept it); not a field of the session itself.
+    _key: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> str:
-        at = self.started_at.isoformat()  # YYYY-MM-DDTHH:MM...; sliced, far cheaper than strftime
-        return "|".join(
-            (
-                self.client_id,
-                at[0:4] + at[5:7] + at[8:10] + at[11:13] + at[14:16],
-                self.source,
-                self.medium,
-                self.campaign,
-                self.landing_page,
+        key = self._key
+        if key is None:
+            at = self.started_at.isoformat()  # YYYY-MM-DDTHH:MM...; sliced, far cheaper than strftime
+            key = "|".join(
+                (
+                    self.client_id,
+                    at[0:4] + at[5:7] + at[8:10] + at[11:13] + at[14:16],
+                    self.source,
+                    self.medium,
+                    self.campaign,
+                    self.landing_page,
+                )
             )
-        )
+            object.__setattr__(self, "_key", key)
+        return key
+
+    @classmethod
+    def stored(
+        cls,
+        key: str,
+        client_id: str,
+        started_at: datetime,
+        source: str,
+        medium: str,
+        campaign: str,
+        landing_page: str,
+        click_ids: dict[str, str],
+    ) -> WebSessionRecord:
+        """A session read back from the store with the key the store holds, so the rebuild does
+        not compute 400,000 keys again (the same ones: the store wrote ``key`` from these fields).
+
+        Only what mapping reads is passed; the metrics keep their defaults.
+        """
+        record = cls(client_id, started_at, source, medium, campaign, landing_page, click_ids=click_ids)
+        object.__setattr__(record, "_key", key)
+        return record
 
 
 @dataclass(frozen=True, slots=True)

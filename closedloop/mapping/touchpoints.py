@@ -8,32 +8,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
+from closedloop.records import WebSessionRecord
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    key: str
-    client_id: str
-    started_at: datetime
-    source: str
-    medium: str
-    campaign: str
-    landing_page: str
-    click_ids: dict[str, str] = field(default_factory=dict)
-
-    def raw_touch(self) -> RawTouch:
-        return RawTouch(
-            source=self.source,
-            medium=self.medium,
-            campaign=self.campaign,
-            landing_page=self.landing_page,
-            click_ids=frozenset(self.click_ids),
-        )
+def session_raw_touch(session: WebSessionRecord) -> RawTouch:
+    """What the channel rules see of a web session."""
+    return RawTouch(
+        source=session.source,
+        medium=session.medium,
+        campaign=session.campaign,
+        landing_page=session.landing_page,
+        click_ids=frozenset(session.click_ids),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +57,13 @@ def touchpoint_id(contact_id: str, key: str) -> int:
     return int.from_bytes(digest, "big") >> 1  # fits a signed BIGINT
 
 
-def session_touchpoint(contact_id: str, session: SessionRow, mapper: ChannelMapper) -> TouchpointRow:
-    match = mapper.assign(session.raw_touch())
+def session_touchpoint(contact_id: str, session: WebSessionRecord, mapper: ChannelMapper) -> TouchpointRow:
+    match = mapper.assign(session_raw_touch(session))
+    key = session.key
     return TouchpointRow(
-        id=touchpoint_id(contact_id, session.key),
+        id=touchpoint_id(contact_id, key),
         contact_id=contact_id,
-        key=session.key,
+        key=key,
         occurred_at=session.started_at,
         channel=match.channel,
         subchannel=match.subchannel,
@@ -113,7 +105,7 @@ def offline_touchpoint(
 def contact_touchpoints(
     contact_id: str,
     created_at: datetime,
-    sessions: Iterable[SessionRow],
+    sessions: Iterable[WebSessionRecord],
     offline: OfflineSource,
     mapper: ChannelMapper,
 ) -> list[TouchpointRow]:

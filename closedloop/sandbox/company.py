@@ -10,19 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from closedloop.records import WebSessionRecord
 
-@dataclass(slots=True)
-class SyntheticSession:
-    client_id: str
-    started_at: datetime
-    source: str
-    medium: str
-    campaign: str
-    landing_page: str
-    engaged: bool = True
-    key_events: int = 0
-    ad_cost: float = 0.0
-    # The query string of the landing URL ("utm_source=...&gclid=..."), without the "?".
+
+@dataclass(frozen=True, slots=True)
+class SyntheticSession(WebSessionRecord):
+    """A visit as it happened: the ``WebSessionRecord`` the GA4 connector should read back for
+    it (``click_ids`` as the connector parses them off the landing URL), plus what only the
+    generator knows.  It extends the one session type rather than repeating its fields."""
+
+    # The query string of the landing URL ("utm_source=...&gclid=..."), without the "?": GA4
+    # serves it in ``landingPagePlusQueryString``, and the connector reads click ids from it.
     landing_query: str = ""
     # Ground truth the emulators never serve: whose session this was ("" for anonymous
     # visitors) and the generator's channel key.  Tests and benchmarks score against them.

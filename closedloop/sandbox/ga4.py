@@ -190,7 +190,7 @@ def _session_table(sessions: list[SyntheticSession], zone: ZoneInfo, client_dim:
         columns["landingPagePlusQueryString"].append(
             f"{s.landing_page}?{s.landing_query}" if s.landing_query else share(s.landing_page))
         metrics["sessions"].append(1.0)
-        metrics["engagedSessions"].append(1.0 if s.engaged else 0.0)
+        metrics["engagedSessions"].append(float(s.engaged_sessions))
         metrics["keyEvents"].append(float(s.key_events))
         metrics["advertiserAdCost"].append(0.0)
     return FactTable(columns, metrics)

@@ -139,17 +139,19 @@ class _Builder:
         campaign = rng.choice(channel.campaigns)
         page = landing_page or rng.choice(channel.landing_pages)
         query = ""
+        click_ids: dict[str, str] = {}
         if channel.tagged:
             query = (f"utm_source={_quoted(source)}&utm_medium={_quoted(medium)}"
                      f"&utm_campaign={_quoted(campaign)}")
             if channel.google_ads:
-                query += f"&gclid={self.gclid()}"
+                click_ids = {"gclid": self.gclid()}
+                query += f"&gclid={click_ids['gclid']}"
         session = SyntheticSession(
             client_id=client_id,
             started_at=datetime.fromtimestamp(at, UTC),
             source=source, medium=medium, campaign=campaign, landing_page=page,
-            engaged=rng.random() < 0.62 if engaged is None else engaged,
-            key_events=key_events, landing_query=query, contact_id=contact_id,
+            engaged_sessions=int(rng.random() < 0.62 if engaged is None else engaged),
+            key_events=key_events, click_ids=click_ids, landing_query=query, contact_id=contact_id,
             channel=channel.key,
         )
         self.sessions.append(session)
@@ -224,7 +226,7 @@ class _Builder:
             contact.utm_source, contact.utm_medium = form.source, form.medium
             contact.utm_campaign = form.campaign
             if form_channel.google_ads:
-                contact.gclid = form.landing_query.rsplit("gclid=", 1)[1]
+                contact.gclid = form.click_ids["gclid"]
         factors = [c.win_factor for c in channels]
         win_factor = (0.4 * first_channel.win_factor + 0.4 * form_channel.win_factor
                       + 0.2 * sum(factors) / len(factors))

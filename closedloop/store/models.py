@@ -56,6 +56,13 @@ class ContactIdentity(SQLModel, table=True):
 
 
 class WebSession(SQLModel, table=True):
+    """The table of ``records.WebSessionRecord``, column for column, with its ``key`` as primary key.
+
+    A second class only because a table model must be one (SQLModel, with lengths and indexes);
+    nothing outside the store builds or reads it as a record: ingest writes WebSessionRecords,
+    ``sync.session_links`` reads them back as WebSessionRecords.
+    """
+
     __tablename__ = "web_sessions"
     key: str = Field(primary_key=True, max_length=1024)
     client_id: str = Field(max_length=256, index=True)

@@ -31,12 +31,8 @@ from closedloop.mapping.conversions import (
 )
 from closedloop.mapping.identity import IdentityGraph, IdentityKey
 from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, milestone_dates
-from closedloop.mapping.touchpoints import (
-    OfflineSource,
-    SessionRow,
-    contact_touchpoints,
-)
-from closedloop.sync.memory import long_lived_heap, release_free_memory
+from closedloop.mapping.touchpoints import OfflineSource, contact_touchpoints, session_raw_touch
+from closedloop.records import WebSessionRecord
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import plain_rows, session_scope
@@ -44,6 +40,7 @@ from closedloop.store.models import table
 from closedloop.store.upsert import shallow_dict
 from closedloop.sync.credits import write_credits
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
+from closedloop.sync.memory import long_lived_heap, release_free_memory
 from closedloop.sync.session_links import SessionLinks
 from closedloop.sync.touch_table import TouchTable
 
@@ -147,7 +144,7 @@ def _rebuild(
             scope = all_contact_ids[start : start + CHUNK]
             rows: list[dict[str, Any]] = []
             for position in range(start, start + len(scope)):
-                sessions: list[SessionRow] = []
+                sessions: list[WebSessionRecord] = []
                 if waiting is not None and waiting[0] == position:
                     sessions = waiting[1]
                     waiting = next(grouped, None)
@@ -301,7 +298,7 @@ def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper) -> list[list[st
     conversion" from.  Only the channels are kept (shared strings): a pointer per session."""
     paths: list[list[str]] = []
     for _client_id, visits in groupby(links.unlinked(), key=lambda row: row.client_id):
-        touches = sorted((row.started_at, mapper.assign(row.raw_touch()).channel) for row in visits)
+        touches = sorted((row.started_at, mapper.assign(session_raw_touch(row)).channel) for row in visits)
         paths.append([channel for _, channel in touches])
     return paths
 

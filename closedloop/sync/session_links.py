@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, select
 
-from closedloop.mapping.touchpoints import SessionRow
+from closedloop.records import WebSessionRecord
 from closedloop.store import models as m
 from closedloop.store.models import table
 from closedloop.store.upsert import insert_rows
@@ -65,7 +65,7 @@ class SessionLinks:
             insert_rows(self._conn, self._table, self._buffer)
             self._buffer = []
 
-    def grouped(self) -> Iterator[tuple[int, list[SessionRow]]]:
+    def grouped(self) -> Iterator[tuple[int, list[WebSessionRecord]]]:
         """(contact position, its sessions) in ascending position; contacts with none are skipped."""
         self._flush()
         Index("closedloop_session_contact_key", self._table.c.session_key).create(self._conn)
@@ -83,7 +83,7 @@ class SessionLinks:
         for position, group in groupby(rows, key=lambda row: int(row[0])):
             yield position, [_session_row(row[1:], shared) for row in group]
 
-    def unlinked(self) -> Iterator[SessionRow]:
+    def unlinked(self) -> Iterator[WebSessionRecord]:
         """Sessions no contact claimed (anonymous visitors), by visitor and time, read after every
         link is written."""
         sessions = table(m.WebSession)
@@ -113,10 +113,13 @@ def _session_columns() -> list[Any]:
     ]
 
 
-def _session_row(values: Sequence[Any], shared: dict[str, str]) -> SessionRow:
-    """A row of ``_session_columns``; repeated source, medium, campaign and page share one copy."""
+def _session_row(values: Sequence[Any], shared: dict[str, str]) -> WebSessionRecord:
+    """A row of ``_session_columns``; repeated source, medium, campaign and page share one copy.
+
+    Only the columns mapping reads are selected; the session's metrics keep their defaults.
+    """
     key, client_id, started_at, source, medium, campaign, landing_page, click_ids = values
-    return SessionRow(
+    return WebSessionRecord.stored(
         key,
         client_id,
         started_at,
@@ -124,5 +127,5 @@ def _session_row(values: Sequence[Any], shared: dict[str, str]) -> SessionRow:
         shared.setdefault(medium, medium),
         shared.setdefault(campaign, campaign),
         shared.setdefault(landing_page, landing_page),
-        click_ids=dict(click_ids) if click_ids else _NO_CLICK_IDS,
+        dict(click_ids) if click_ids else _NO_CLICK_IDS,
     )

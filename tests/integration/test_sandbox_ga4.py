@@ -163,8 +163,8 @@ def test_rows_are_grouped_by_the_requested_dimensions(
     for s in company.sessions:
         total = expected.setdefault((s.source, s.medium), [0, 0, 0])
         total[0] += 1
-        total[1] += s.engaged
-        total[2] += s.key_events
+        total[1] += s.engaged_sessions
+        total[2] += int(s.key_events)
     assert got == {k: v for k, v in expected.items()}
     assert response.row_count == len(expected)
 
