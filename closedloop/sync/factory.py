@@ -50,6 +50,14 @@ def build_connectors(
         stages = list(config.mapping.milestones.lifecycle_stages)
         out.sources.append(HubSpotSource(client, hs, lifecycle_stages=stages))
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)
+    if config.crm == "salesforce" and config.salesforce is not None:
+        from closedloop.connectors.salesforce.build import build_salesforce
+
+        parts = build_salesforce(
+            config.salesforce, log=out.log, property_prefix=config.writeback.property_prefix, sleep=sleep
+        )
+        out.sources.append(parts.source)
+        out.writer = parts.writer
     return out
 
 

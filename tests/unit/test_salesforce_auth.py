@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
@@ -34,7 +35,7 @@ class TokenEndpoint(BaseAdapter):
             body if body is not None else {"access_token": "00Dsession", "instance_url": "https://org.example:8443/"}
         )
 
-    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         assert request.url == f"{LOGIN}/services/oauth2/token"
         raw = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
         self.forms.append({k: v[0] for k, v in parse_qs(raw).items()})
