@@ -16,12 +16,6 @@ import numpy as np
 
 from closedloop.attribution.batch import FloatArray, TouchBatch, channel_totals
 from closedloop.attribution.markov import markov_attribution
-from closedloop.config.names import (
-    BUILTIN_MODEL_NAMES,
-    DATA_DRIVEN_MODEL_NAMES,
-    HEURISTIC_MODEL_NAMES,
-    MARKOV_MODEL_NAMES,
-)
 from closedloop.attribution.positions import (
     FIRST_TOUCH,
     LAST_TOUCH,
@@ -32,6 +26,12 @@ from closedloop.attribution.positions import (
 )
 from closedloop.attribution.shapley import shapley_attribution
 from closedloop.config.attribution import AttributionConfig, PositionWeights
+from closedloop.config.names import (
+    BUILTIN_MODEL_NAMES,
+    DATA_DRIVEN_MODEL_NAMES,
+    HEURISTIC_MODEL_NAMES,
+    MARKOV_MODEL_NAMES,
+)
 
 MODEL_NAMES: tuple[str, ...] = BUILTIN_MODEL_NAMES
 

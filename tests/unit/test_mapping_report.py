@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from closedloop.cli import app as closedloop_app
 from closedloop.config.mapping import MappingConfig
 from closedloop.mapping.channels import ChannelMapper
-from closedloop.cli import app as closedloop_app
 from closedloop.mapping.report import mapping_test_report
 from closedloop.mapping.utm import RawTouch
 
