@@ -37,6 +37,7 @@ from closedloop.attribution.pathfile_fast import (
     encode_paths,
     plain_layout,
 )
+from closedloop.attribution.pathfile_vector import read_plain
 from closedloop.errors import PathFileError
 
 
@@ -51,8 +52,9 @@ def read_path_file(
 ) -> TouchBatch:
     """Aggregate a path file by unique path into a batch.
 
-    ``workers`` is the number of processes of the fast reader; ``None`` uses the cores idle at
-    the moment for files of ``PARALLEL_MIN_BYTES`` and more where ``os.fork`` exists, else one.
+    ``workers`` None tries the vectorised reader (one process, ``pathfile_vector``) first; the
+    forked reader then uses the cores idle at the moment for files of ``PARALLEL_MIN_BYTES``
+    and more where ``os.fork`` exists.  A number asks for the forked reader with that many.
     """
     if not separator:
         raise PathFileError("the path separator must not be empty")
@@ -61,18 +63,25 @@ def read_path_file(
     except OSError as error:
         raise PathFileError(f"{file}: cannot open: {error.strerror}") from None
     layout = plain_layout(data, columns, separator)
-    aggregated = None if layout is None else aggregate(data, layout, workers)
+    encoded = None
+    if layout is not None and workers is None:
+        encoded = read_plain(data, layout)
+    if layout is not None and encoded is None:
+        aggregated = aggregate(data, layout, workers)
+        if aggregated is not None:
+            encoded = aggregated.channel_names, aggregated.codes, aggregated.lengths, aggregated.sums
     del data
-    if aggregated is None:
+    if encoded is None:
         return _read_with_csv(file, columns=columns, separator=separator, direct_channels=direct_channels,
                               step_days=step_days)  # fmt: skip
+    channel_names, codes, lengths, sums = encoded
     return batch_from_codes(
-        aggregated.channel_names,
-        aggregated.codes,
-        aggregated.lengths,
-        conversions=aggregated.sums[0],
-        value=aggregated.sums[1],
-        nulls=aggregated.sums[2],
+        channel_names,
+        codes,
+        lengths,
+        conversions=sums[0],
+        value=sums[1],
+        nulls=sums[2],
         direct_channels=direct_channels,
         step_days=step_days,
     )
