@@ -21,12 +21,12 @@ from closedloop.attribution.journeys import build_journey
 from closedloop.attribution.types import ConversionKind, Journey, Touch
 from closedloop.config.models import Config
 from closedloop.mapping.conversions import ConversionRow, DealFacts
-from closedloop.sync.memory import release_free_memory
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import session_scope
 from closedloop.store.models import table
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
+from closedloop.sync.memory import release_free_memory
 from closedloop.sync.touch_table import TouchTable
 
 # Deals first: their write-back waits for their credits, contacts' does not.

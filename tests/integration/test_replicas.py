@@ -205,8 +205,8 @@ def test_in_process_ticks_one_winner_failures_and_stop(engine: Engine, now: date
 
 def test_serve_once_runs_each_job_and_reports_failure_in_the_exit_code(engine: Engine, now: datetime) -> None:
     from closedloop.config.schedule import ScheduleConfig
-    from closedloop.sync.serve import serve_schedule
     from closedloop.sync.scheduler import JobContext, JobOutcome
+    from closedloop.sync.serve import serve_schedule
 
     schedule = ScheduleConfig.model_validate({"jobs": {"run": {"interval_minutes": 60}}, "health_enabled": False})
     seen: list[str] = []

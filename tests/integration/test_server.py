@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from closedloop.sync.health import Metrics, serve_health, store_readiness
 from closedloop.store.engine import make_engine
+from closedloop.sync.health import Metrics, serve_health, store_readiness
 from closedloop.sync.scheduler import JobOutcome
 
 _SAMPLE = re.compile(r'^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$')
