@@ -75,9 +75,11 @@ def connect(sandbox: Any, *, auth: str = "password", **overrides: Any) -> Salesf
         "consumer_secret": SF_CONSUMER_SECRET,
     }
     if auth == "password":
-        fields.update(username=SF_USERNAME, consumer_key=SF_CONSUMER_KEY)
+        fields.update(username=SF_USERNAME, consumer_key=SF_CONSUMER_KEY, **secrets)
     elif auth == "jwt":
-        fields.update(username=SF_USERNAME, consumer_key=SF_CONSUMER_KEY, private_key_file=sandbox.jwt_private_key_file)
+        fields.update(
+            username=SF_USERNAME, consumer_key=SF_CONSUMER_KEY, private_key_file=str(sandbox.jwt_private_key_file)
+        )
     else:
         fields.update(access_token="set-by-secret", instance_url=sandbox.url)
 
@@ -208,11 +210,11 @@ def test_a_session_that_stays_refused_is_an_auth_error(sandbox: Any, state: Any)
 
 def test_spent_allocation_and_usage_share_stop_the_run(sandbox: Any, state: Any) -> None:
     add_leads(state, 4_500)
-    state.set_daily_limit(1_000, used=496)
-    parts = connect(sandbox, daily_usage_share=0.5)
+    state.set_daily_limit(1_000, used=497)
+    parts = connect(sandbox, auth="session", daily_usage_share=0.5)
     with pytest.raises(BudgetExhaustedError, match="daily_usage_share"):
         pull(parts, "salesforce.leads")
-    assert state.api_usage == 500  # token, query, two more pages... and not one call past 50%
+    assert state.api_usage == 500  # three pages of the query, then not one call past 50%
     state.set_daily_limit(1_000, used=1_000)
     with pytest.raises(BudgetExhaustedError):
         pull(connect(sandbox, daily_usage_share=1.0), "salesforce.leads")
