@@ -10,14 +10,16 @@ always the JSON array, including a handler's own failure (500 UNKNOWN_EXCEPTION)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from closedloop.sandbox.salesforce.bulk2 import Bulk2
 from closedloop.sandbox.salesforce.collections import Collections
 from closedloop.sandbox.salesforce.errors import LIMIT_EXCEEDED, SESSION_EXPIRED, SalesforceError, error_response
 from closedloop.sandbox.salesforce.limits import Limits, versions
-from closedloop.sandbox.salesforce.oauth import OAuth
+from closedloop.sandbox.salesforce.oauth import LOGIN_AUDIENCES, OAuth
 from closedloop.sandbox.salesforce.query import Queries
 from closedloop.sandbox.salesforce.sobjects import SObjects
 from closedloop.sandbox.salesforce.state import SalesforceState
@@ -74,11 +76,18 @@ class SalesforceSandbox:
     def jwt_private_key_file(self) -> Path:
         return self.tls.jwt_private_key_file
 
-    def requests_session(self) -> requests.Session:
-        """A session trusting the sandbox's CA (and nothing from the environment: no proxies)."""
+    def requests_session(self, *, redirect_login: bool = True) -> requests.Session:
+        """A session trusting the sandbox's CA (and nothing from the environment: no proxies).
+
+        With ``redirect_login``, requests to login.salesforce.com / test.salesforce.com reach the
+        sandbox instead, so simple-salesforce's own login flows (hard-coded to those hosts) work.
+        """
         session = requests.Session()
         session.verify = str(self.tls.ca_file)
         session.trust_env = False
+        if redirect_login:
+            for host in LOGIN_AUDIENCES:
+                session.mount(host, _Redirect(host, self.url))
         return session
 
     def issue_session(self) -> str:
@@ -113,3 +122,17 @@ class SalesforceSandbox:
         if self.router.route(request.method, request.path) is not None:
             return None
         return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+class _Redirect(HTTPAdapter):
+    """Sends a request for ``host`` to the sandbox's URL instead (the path and body unchanged)."""
+
+    def __init__(self, host: str, target: str) -> None:
+        super().__init__()
+        self.host = host
+        self.target = target
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if request.url and request.url.startswith(self.host):
+            request.url = self.target + request.url[len(self.host):]
+        return super().send(request, *args, **kwargs)
