@@ -59,7 +59,8 @@ def make_company(n: int = LEADS) -> Company:
         for i in range(n)
     ]
     deals = [
-        SyntheticDeal("2000001", "Company 0 - Pilot", "default", 12000.0, T0 + timedelta(days=3), T0 + timedelta(days=9),
+        SyntheticDeal("2000001", "Company 0 - Pilot", "default", 12000.0, T0 + timedelta(days=3),
+                      T0 + timedelta(days=9),
                       [SyntheticStageChange("qualify", T0 + timedelta(days=3)),
                        SyntheticStageChange("won", T0 + timedelta(days=9))], ["1001", "1003"], T0 + timedelta(days=9)),
         SyntheticDeal("2000002", "Company 5 - Expansion", "default", 8000.0, T0 + timedelta(days=4),
@@ -190,7 +191,8 @@ def test_limit_info_on_every_answer_feeds_api_usage(sandbox: SalesforceSandbox, 
     assert limits["DailyApiRequests"] == {"Max": 100_000, "Remaining": 100_000 - 3}
     assert {"DailyBulkV2QueryJobs", "DailyBulkApiBatches", "DailyBulkV2QueryFileStorageMB"} <= set(limits)
     # error answers carry the header too (simple-salesforce raises before it reads it, so ask directly)
-    answer = sandbox.requests_session().get(f"{sandbox.url}/services/data/v59.0/query", params={"q": "SELECT Nope FROM Lead"},
+    answer = sandbox.requests_session().get(f"{sandbox.url}/services/data/v59.0/query",
+                                            params={"q": "SELECT Nope FROM Lead"},
                                             headers={"Authorization": f"Bearer {sf.session_id}"})
     assert answer.status_code == 400 and answer.headers["Sforce-Limit-Info"] == "api-usage=4/100000"
     versions = sandbox.requests_session().get(f"{sandbox.url}/services/data")
