@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Table, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from closedloop.store.types import UTCDateTime
@@ -105,6 +106,25 @@ class DealContact(SQLModel, table=True):
     __tablename__ = "deal_contacts"
     deal_id: str = Field(primary_key=True, max_length=64)
     contact_id: str = Field(primary_key=True, max_length=64, index=True)
+    # The deal's primary person where the CRM names one (Salesforce OpportunityContactRole.IsPrimary).
+    is_primary: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+
+
+class OfflineTouch(SQLModel, table=True):
+    """A touch the CRM knows and GA4 does not (a campaign response), as ``records.OfflineTouchRecord``.
+
+    Kept raw like sessions: the rebuild channels it through the same rules, so a rule change
+    re-channels it without a new pull.
+    """
+
+    __tablename__ = "offline_touches"
+    key: str = Field(primary_key=True, max_length=256)
+    contact_id: str = Field(max_length=64, index=True)
+    occurred_at: datetime = _utc()
+    source: str = Field(default="", max_length=512)
+    medium: str = Field(default="", max_length=512)
+    campaign: str = Field(default="", max_length=512)
+    properties: dict[str, Any] = _json()
 
 
 class PipelineStage(SQLModel, table=True):
