@@ -60,7 +60,7 @@ class SObjects:
             *both("GET", f"{base}/{{sobject}}/deleted", self.deleted),
             *both("GET", f"{base}/{{sobject}}/updated", self.updated),
             *both("GET", f"{base}/{{sobject}}", self.basic_info),
-            ("POST", f"{base}/{{sobject}}", self.create),
+            *both("POST", f"{base}/{{sobject}}", self.create),
             ("GET", f"{base}/{{sobject}}/{{id}}", self.get_row),
             ("PATCH", f"{base}/{{sobject}}/{{id}}", self.update_row),
             ("DELETE", f"{base}/{{sobject}}/{{id}}", self.delete_row),
