@@ -148,7 +148,8 @@ def test_bulk2_ingest_with_results_and_failures(sandbox: SalesforceSandbox, sf: 
     done = list(csv.DictReader(io.StringIO(sf.bulk2.Lead.get_successful_records(outcome["job_id"]))))
     assert sorted(r["sf__Id"] for r in done) == sorted(r["Id"] for r in records if r["Id"] != failing)
     assert {r["sf__Created"] for r in done} == {"false"}
-    after = {r["Id"]: (r["UTM_Campaign__c"], r["UTM_Source__c"]) for r in _leads(sf, "UTM_Campaign__c", "UTM_Source__c")}
+    rows = _leads(sf, "UTM_Campaign__c", "UTM_Source__c")
+    after = {r["Id"]: (r["UTM_Campaign__c"], r["UTM_Source__c"]) for r in rows}
     for i, record in enumerate(records):  # an empty cell leaves the field as it was
         expected = (None, None) if record["Id"] == failing else (f"bulk-{i}", None if i % 2 else "news")
         assert after[record["Id"]] == expected
