@@ -92,6 +92,10 @@ class Deal(SQLModel, table=True):
     is_won: bool = False
     is_closed: bool = False
     properties: dict[str, Any] = _json()
+    # ``records.DealRecord.currency`` / ``amount_home``: None is the CRM's home currency / no
+    # conversion of the CRM's own.
+    currency: str | None = Field(default=None, max_length=8)
+    amount_home: float | None = None
 
 
 class DealStageEvent(SQLModel, table=True):
