@@ -34,21 +34,26 @@ class SalesforceSandbox:
         self.state = state if state is not None else SalesforceState()
         self.tls = TlsMaterial()
         self.router = Router()
+        self.templates: list[tuple[str, str]] = []  # (method, path template) of every route served
         self.oauth = OAuth(self.state, self.tls, lambda: self.url)
         self.bulk2 = Bulk2(self.state, polls_in_progress=bulk_polls_in_progress)
         for method, template, handler in self.oauth.routes():
-            self.router.add(method, template, handler)
+            self._add(method, template, handler)
         for path in ("/services/data", "/services/data/"):
-            self.router.add("GET", path, lambda r, p: versions(self.url))
+            self._add("GET", path, lambda r, p: versions(self.url))
         endpoints = [Queries(self.state).routes(), SObjects(self.state).routes(), Collections(self.state).routes(),
                      self.bulk2.routes(), Tooling(self.state).routes(), Limits(self.state).routes()]
         for routes in endpoints:
             for method, template, handler in routes:
-                self.router.add(method, template, self._gate(handler))
+                self._add(method, template, self._gate(handler))
         self.server = SandboxServer(self.router, name="salesforce", port=port, latency=latency,
                                     tls=self.tls.server_context())
         self.server.fault_hooks.append(self._unrouted)
         self.url = self.server.url
+
+    def _add(self, method: str, template: str, handler: Handler) -> None:
+        self.router.add(method, template, handler)
+        self.templates.append((method, template))
 
     # ---- lifecycle -----------------------------------------------------------------------
 
