@@ -16,6 +16,8 @@ from closedloop.store.engine import open_store
 FROZEN_NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("CLOSEDLOOP_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("CLOSEDLOOP_REQUIRE_POSTGRES") == "1"
+# The email hash key of every test (and of the CLI processes they start): no key file is created in the checkout.
+os.environ.setdefault("CLOSEDLOOP_HASH_KEY", "closedloop-tests-email-hash-key")
 
 
 @pytest.fixture

@@ -197,6 +197,21 @@ class WritebackConfig(Strict):
     )
 
 
+class PrivacyConfig(Strict):
+    """What closedloop keeps about people, and for how long (README: "Personal data")."""
+
+    hash_key_file: str = Field(
+        "closedloop.hash_key",
+        description="Key of the email hash (HMAC-SHA-256); created on first run. $CLOSEDLOOP_HASH_KEY overrides it",
+    )
+    quarantine_raw: bool = Field(
+        False, description="Keep refused records' raw values in the quarantine (emails included); off by default"
+    )
+    session_retention_days: int | None = Field(
+        400, ge=1, description="Raw GA4 sessions older than this are deleted on each run; null keeps them"
+    )
+
+
 class Config(Strict):
     """Root of closedloop.yaml."""
 
@@ -211,6 +226,7 @@ class Config(Strict):
     attribution: AttributionConfig = AttributionConfig()
     writeback: WritebackConfig = WritebackConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
     @model_validator(mode="after")
     def _crm_is_configured(self) -> Config:

@@ -21,12 +21,14 @@ from closedloop.records import (
     DealContactLink,
     DealRecord,
     DealStageEvent,
+    DeletedRecord,
     PipelineStage,
     QuarantinedRecord,
     WebSessionRecord,
 )
 from closedloop.store import models as m
 from closedloop.store.models import table
+from closedloop.store.purge import purge_contacts, purge_deals, rowcount
 from closedloop.store.upsert import shallow_dict, upsert
 
 GA4_SPEND_ORIGIN = "ga4"
@@ -68,7 +70,33 @@ def store_records(session: Session, records: Sequence[Any]) -> Counter[str]:
         counts["pipeline_stages"] = upsert(
             session, table(m.PipelineStage), [shallow_dict(s) for s in stages], key=("pipeline_id", "stage_id")
         )
+    if deleted := groups.get(DeletedRecord):
+        counts.update({f"purged.{t}": n for t, n in store_deletions(session, deleted).items()})
     return counts
+
+
+def store_deletions(session: Session, deleted: list[DeletedRecord]) -> Counter[str]:
+    """Records deleted (or archived, or GDPR-deleted) in the CRM: purged with all that hangs off them.
+
+    Applied after the batch's upserts, so a record listed as deleted in the same batch that
+    carried an older copy of it does not come back.
+    """
+    removed = purge_contacts(session, [d.crm_id for d in deleted if d.kind == "contact"])
+    removed += purge_deals(session, [d.crm_id for d in deleted if d.kind == "deal"])
+    for role in (d for d in deleted if d.kind == "deal_contact_role" and d.deal_id and d.contact_id):
+        removed["deal_contacts"] += rowcount(
+            session.execute(
+                delete(m.DealContact).where(
+                    m.DealContact.deal_id == role.deal_id,  # type: ignore[arg-type]
+                    m.DealContact.contact_id == role.contact_id,  # type: ignore[arg-type]
+                )
+            )
+        )
+    touches = [d.crm_id for d in deleted if d.kind == "offline_touch"]
+    if touches:
+        gone = session.execute(delete(m.OfflineTouch).where(m.OfflineTouch.key.in_(touches)))  # type: ignore[attr-defined]
+        removed["offline_touches"] += rowcount(gone)
+    return removed
 
 
 def store_contacts(session: Session, contacts: list[ContactRecord]) -> int:

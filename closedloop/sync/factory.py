@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from closedloop.config.hashkey import resolve_hash_key
 from closedloop.config.loader import read_secret
 from closedloop.config.models import Config, HubSpotConfig
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog, Limiter
+from closedloop.connectors.hashing import use_hash_key
 from closedloop.connectors.ratelimit.ga4 import GA4Limiter
 from closedloop.connectors.ratelimit.hubspot import HUBSPOT_TIERS, HubSpotLimiter
 
@@ -29,6 +31,7 @@ def build_connectors(
 ) -> Connectors:
     """``limiters`` replaces the configured limiter of each service it names; ``sleep`` is for retries."""
     limiters = {**default_limiters(config), **(limiters or {})}  # real clock, so real sleeps
+    use_hash_key(resolve_hash_key(config.privacy.hash_key_file))  # before any parser hashes an email
     out = Connectors()
     if config.ga4 is not None:
         from closedloop.connectors.ga4 import GA4Source

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from closedloop.config.models import SalesforceFields
+from closedloop.connectors.hashing import current_hash_key
 from closedloop.connectors.salesforce import parse
 from closedloop.errors import SkippableRecordError
 from closedloop.records import DealContactRole, DeletedRecord
@@ -43,7 +45,7 @@ def test_lead_becomes_a_person_with_identity_keys() -> None:
     assert record.crm_id == "00Q000000000001AAA"
     assert record.created_at == datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
     assert record.updated_at == datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
-    assert record.email_hash == hashlib.sha256(b"ada@example.com").hexdigest()
+    assert record.email_hash == hmac.new(current_hash_key(), b"ada@example.com", hashlib.sha256).hexdigest()
     assert record.ga_client_ids == ("111.222", "333.444")
     assert record.click_ids == {"gclid": "gc-1"}
     assert record.utm == {"source": "google", "medium": "cpc"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from closedloop.config.models import HubSpotContactProperties
+from closedloop.connectors.hashing import hash_email
 from closedloop.errors import SkippableRecordError
 from closedloop.records import ContactRecord, DealRecord, DealStageEvent, PipelineStage
 
@@ -27,11 +27,6 @@ def parse_time(value: Any) -> datetime | None:
 
 def epoch_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
-
-
-def hash_email(email: str) -> str:
-    """The raw address is never stored: sha256 of the trimmed, lower-cased address."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def split_values(value: str | None) -> tuple[str, ...]:

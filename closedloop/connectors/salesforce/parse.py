@@ -9,12 +9,12 @@ folded onto the Contact it became; the write-back never targets it (converted le
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
 from closedloop.config.models import SalesforceFields
+from closedloop.connectors.hashing import hash_email  # keyed (HMAC), the same hash as HubSpot's
 from closedloop.errors import SkippableRecordError
 from closedloop.records import (
     ContactRecord,
@@ -43,11 +43,6 @@ def parse_time(value: Any) -> datetime | None:
         text = f"{text[:-2]}:{text[-2:]}"  # +0000 -> +00:00
     parsed = datetime.fromisoformat(text)
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def hash_email(email: str) -> str:
-    """sha256 of the trimmed, lower-cased address: the same key the HubSpot connector stores."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def split_values(value: str | None) -> tuple[str, ...]:
