@@ -32,7 +32,7 @@ from closedloop.sandbox.company import (
 )
 from closedloop.sandbox.faults import FaultPlan, drop_connection
 from closedloop.sandbox.salesforce import SalesforceSandbox, SalesforceState
-from closedloop.sandbox.salesforce.faults import server_error
+from closedloop.sandbox.salesforce.faults import expire_sessions_after, server_error
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 LEADS = 2300
@@ -244,3 +244,13 @@ def test_unknown_resources_answer_the_error_array(sf: Salesforce) -> None:
     assert caught.value.content == [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
     with pytest.raises(SalesforceResourceNotFound):
         sf.Leed.describe()
+
+
+def test_session_expiring_between_pages_refuses_the_next_page(sandbox: SalesforceSandbox, sf: Salesforce) -> None:
+    plan = FaultPlan().install(sandbox.server)
+    plan.add(expire_sessions_after(sandbox.state, 0, endpoint="GET /services/data/{version}/query/{locator}"))
+    seen: list[str] = []
+    with pytest.raises(SalesforceExpiredSession) as caught:
+        seen.extend(r["Id"] for r in sf.query_all_iter("SELECT Id FROM Lead"))
+    assert len(seen) == 2000 and caught.value.content[0]["errorCode"] == "INVALID_SESSION_ID"
+    assert not sandbox.state.session_valid(sf.session_id)

@@ -24,7 +24,7 @@ from closedloop.sandbox.salesforce.state import SalesforceState
 from closedloop.sandbox.salesforce.values import from_csv, rest_value
 from closedloop.sandbox.salesforce.wire import DATA, Route, both, csv_response, json_object, version
 from closedloop.sandbox.salesforce.writes import RecordFailure, prepare_create, prepare_update
-from closedloop.sandbox.server import Request, Response
+from closedloop.sandbox.server import Handler, Request, Response
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 INGEST_OPERATIONS = frozenset({"insert", "update", "upsert", "delete", "hardDelete"})
@@ -85,6 +85,18 @@ class Bulk2:
         self.jobs: dict[str, Job] = {}
 
     def routes(self) -> list[Route]:
+        return [(method, template, self._locked(handler)) for method, template, handler in self._routes()]
+
+    def _locked(self, handler: Handler) -> Handler:
+        """Job transitions under the org's lock: simple-salesforce runs up to ten jobs at once."""
+
+        def locked(request: Request, params: dict[str, str]) -> Response:
+            with self.state.lock:
+                return handler(request, params)
+
+        return locked
+
+    def _routes(self) -> list[Route]:
         ingest, query = f"{DATA}/jobs/ingest", f"{DATA}/jobs/query"
         return [
             *both("POST", ingest, self.create_ingest), *both("GET", ingest, lambda r, p: self.list_jobs(p, "ingest")),

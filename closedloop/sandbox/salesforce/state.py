@@ -194,6 +194,12 @@ class SalesforceState:
                 "DeveloperName": fd.name.removesuffix("__c"), "TableEnumOrId": obj.name,
                 "FullName": f"{obj.name}.{fd.name}", "NamespacePrefix": None, "Metadata": metadata})
 
+    def grant_field(self, full_name: str, *, edit: bool = True) -> Row:
+        """What an admin does in Setup: FieldPermissions on the integration permission set."""
+        sobject = full_name.partition(".")[0]
+        return self.insert("FieldPermissions", {"ParentId": self.permission_set_id, "SobjectType": sobject,
+                                                "Field": full_name, "PermissionsRead": True, "PermissionsEdit": edit})
+
     # ---- sessions and the daily allocation -------------------------------------------------
 
     def issue_session(self) -> str:
