@@ -51,6 +51,14 @@ class DealRecord:
     is_won: bool = False
     is_closed: bool = False
     properties: dict[str, Any] = field(default_factory=dict)
+    # ISO 4217 code of ``amount`` (HubSpot deal_currency_code, Salesforce CurrencyIsoCode); None:
+    # the CRM's home currency.  ``amount_home`` is the CRM's own conversion into its home
+    # currency (HubSpot amount_in_home_currency), used before any rate of ours.
+    currency: str | None = None
+    amount_home: float | None = None
+    # True: the batch carries every DealContactLink of this deal (HubSpot), so the store replaces
+    # them; False: its people arrive as DealContactRole records of their own (Salesforce).
+    replaces_links: bool = True
 
 
 @dataclass(frozen=True, slots=True)

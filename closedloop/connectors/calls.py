@@ -33,6 +33,18 @@ class ApiCallLog:
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
+        self._usage: dict[str, Callable[[], dict[str, Any]]] = {}
+
+    def report_usage(self, service: str, figures: Callable[[], dict[str, Any]]) -> None:
+        """A service's own account of its quota (Salesforce's daily allocation), read at the
+        end of the run into the run record beside the call counts."""
+        with self._lock:
+            self._usage[service] = figures
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            suppliers = dict(self._usage)
+        return {service: figures() for service, figures in sorted(suppliers.items())}
 
     def record(self, service: str, endpoint: str, status: int | str) -> None:
         with self._lock:

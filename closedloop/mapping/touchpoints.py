@@ -13,7 +13,7 @@ from datetime import datetime
 
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
-from closedloop.records import WebSessionRecord
+from closedloop.records import OfflineTouchRecord, WebSessionRecord
 
 
 def session_raw_touch(session: WebSessionRecord) -> RawTouch:
@@ -102,20 +102,46 @@ def offline_touchpoint(
     )
 
 
+def crm_touchpoint(contact_id: str, touch: OfflineTouchRecord, mapper: ChannelMapper) -> TouchpointRow:
+    """A touch the CRM recorded (a campaign response), channelled by the same rules as a session:
+    its source is the campaign's type, its medium "campaign", its campaign the campaign's name."""
+    match = mapper.assign(RawTouch(source=touch.source, medium=touch.medium, campaign=touch.campaign))
+    return TouchpointRow(
+        id=touchpoint_id(contact_id, touch.key),
+        contact_id=contact_id,
+        key=touch.key,
+        occurred_at=touch.occurred_at,
+        channel=match.channel,
+        subchannel=match.subchannel,
+        source=touch.source,
+        medium=touch.medium,
+        campaign=touch.campaign,
+        landing_page="",
+        is_offline=True,
+        rule=match.rule,
+    )
+
+
 def contact_touchpoints(
     contact_id: str,
     created_at: datetime,
     sessions: Iterable[WebSessionRecord],
     offline: OfflineSource,
     mapper: ChannelMapper,
+    crm_touches: Iterable[OfflineTouchRecord] = (),
 ) -> list[TouchpointRow]:
-    """Sessions in time order; the CRM source is added only when no session came before the lead.
+    """Sessions and CRM touches (campaign responses) in time order; the CRM source is added only
+    when none of them came before the lead.
 
     A lead created with no web session before it (an event badge scan, a list import, a form on
-    another device GA never tied) would otherwise have no first touch at all.
+    another device GA never tied) would otherwise have no first touch at all; a campaign
+    response before it is that first touch, and a more precise one than the lead source.
     """
     touches = sorted(
-        (session_touchpoint(contact_id, s, mapper) for s in sessions),
+        [
+            *(session_touchpoint(contact_id, s, mapper) for s in sessions),
+            *(crm_touchpoint(contact_id, t, mapper) for t in crm_touches),
+        ],
         key=lambda t: (t.occurred_at, t.key),
     )
     if not any(t.occurred_at <= created_at for t in touches):

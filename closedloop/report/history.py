@@ -24,6 +24,7 @@ _RUN_COLUMNS = (
     "Written",
     "Failed",
     "API calls",
+    "API usage",
 )
 _LEFT = ("Job", "Status", "Started (UTC)")
 
@@ -53,8 +54,20 @@ def runs_table(engine: Engine, *, limit: int) -> Table:
             f"{wb.get('properties_written', 0):,}",
             f"{wb.get('records_failed', 0):,}",
             f"{calls:,}",
+            _usage(stats.get("usage") or {}),
         )
     return table
+
+
+def _usage(usage: dict[str, dict[str, Any]]) -> str:
+    """A service's daily allocation as the run saw it: "salesforce 1,204->1,690/100,000" (first->last)."""
+    parts = []
+    for service, f in sorted(usage.items()):
+        first, last, allocation = f.get("api_usage_first"), f.get("api_usage_last"), f.get("api_allocation")
+        if last is None or allocation is None:
+            continue
+        parts.append(f"{service} {first or 0:,}->{last:,}/{allocation:,}")
+    return "; ".join(parts) or "-"
 
 
 def quarantine_table(engine: Engine, *, limit: int) -> Table | None:

@@ -21,8 +21,11 @@ from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.report.roi_query import read_credits, read_days_lead_to_won, read_spend
 from closedloop.report.summary import channel_summary
+from closedloop.sandbox.company import Company
 from closedloop.sandbox.generator import generate_company
-from closedloop.sandbox.launch import start_sandbox
+from closedloop.sandbox.launch import RunningSandbox, start_sandbox
+from closedloop.sandbox.launch_salesforce import RunningSalesforceSandbox, start_salesforce_sandbox
+from closedloop.sandbox.salesforce import SalesforceState
 from closedloop.store.engine import open_store, session_scope
 from closedloop.sync.factory import build_connectors
 from closedloop.sync.pipeline import RunReport, run_once
@@ -71,7 +74,9 @@ def run_demo(
     database: Path | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    crm: str = "hubspot",
 ) -> DemoResult:
+    """``crm`` picks the emulated CRM (hubspot or salesforce); GA4 and the company are the same."""
     say = progress or (lambda _msg: None)
     now = now or datetime.now(UTC)
     timings: dict[str, float] = {}
@@ -85,7 +90,7 @@ def run_demo(
     if database.exists():
         database.unlink()
     url = f"sqlite:///{database}"
-    with start_sandbox(company, now=now) as sandbox:
+    with _start(crm, company, now=now) as sandbox:
         config = sandbox.config(store_url=url)
         engine = open_store(url)
         try:
@@ -107,7 +112,11 @@ def run_demo(
                 timings[f"{label}_run"] = time.perf_counter() - t
             summary = channel_summary(engine, config).as_dict()
             roi = demo_roi(engine, config)
-            sample = _crm_sample(sandbox, config.writeback.property_prefix)
+            sample = (
+                salesforce_sample(sandbox.salesforce.state)
+                if isinstance(sandbox, RunningSalesforceSandbox)
+                else _crm_sample(sandbox, config.writeback.property_prefix)
+            )
         finally:
             engine.dispose()
     timings["total"] = time.perf_counter() - t0
@@ -121,6 +130,34 @@ def run_demo(
         crm_sample=sample,
         roi=roi,
     )
+
+
+def _start(crm: str, company: Company, *, now: datetime) -> RunningSandbox | RunningSalesforceSandbox:
+    if crm == "salesforce":
+        return start_salesforce_sandbox(company, now=now)
+    if crm != "hubspot":
+        raise ValueError(f"crm must be hubspot or salesforce, not {crm!r}")
+    return start_sandbox(company, now=now)
+
+
+def salesforce_sample(state: SalesforceState) -> dict[str, dict[str, Any]]:
+    """One won Opportunity and its primary Contact, as the org now holds them (closedloop fields only)."""
+
+    def own(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k.startswith("Closedloop_") and v is not None}
+
+    won = next((o for o in state.all_rows("Opportunity") if o["IsWon"]), None)
+    if won is None:
+        return {}
+    out = {f"Opportunity {won['Id']} ({won['Name']})": own(won)}
+    role = next(
+        (r for r in state.all_rows("OpportunityContactRole") if r["OpportunityId"] == won["Id"] and r["IsPrimary"]),
+        None,
+    )
+    contact = state.get("Contact", role["ContactId"]) if role else None
+    if contact is not None:
+        out[f"Contact {contact['Id']}"] = own(contact)
+    return out
 
 
 def demo_roi(engine: Engine, config: Config) -> RoiReport:

@@ -19,9 +19,11 @@ from closedloop.records import (
     Batch,
     ContactRecord,
     DealContactLink,
+    DealContactRole,
     DealRecord,
     DealStageEvent,
     DeletedRecord,
+    OfflineTouchRecord,
     PipelineStage,
     QuarantinedRecord,
     WebSessionRecord,
@@ -58,6 +60,10 @@ def store_records(session: Session, records: Sequence[Any]) -> Counter[str]:
         counts["contacts"] = store_contacts(session, contacts)
     if deals := groups.get(DealRecord):
         counts["deals"] = store_deals(session, deals, groups.get(DealContactLink, []))
+    if roles := groups.get(DealContactRole):
+        counts["deal_contacts"] = store_contact_roles(session, roles)
+    if touches := groups.get(OfflineTouchRecord):
+        counts["offline_touches"] = store_offline_touches(session, touches)
     if events := groups.get(DealStageEvent):
         counts["deal_stage_events"] = upsert(
             session, table(m.DealStageEvent), [shallow_dict(e) for e in events], key=("deal_id", "stage", "entered_at")
@@ -113,7 +119,8 @@ def store_contacts(session: Session, contacts: list[ContactRecord]) -> int:
             "utm_source": c.utm.get("source"),
             "utm_medium": c.utm.get("medium"),
             "utm_campaign": c.utm.get("campaign"),
-            "merged_into": None,
+            # A converted Salesforce Lead names its Contact; a HubSpot merge is set below from the survivor.
+            "merged_into": c.merged_into,
             "properties": {
                 **c.properties,
                 "lifecycle_dates": {stage: at.isoformat() for stage, at in sorted(c.lifecycle_dates.items())},
@@ -161,14 +168,49 @@ def store_deals(session: Session, deals: list[DealRecord], links: list[DealConta
             "is_won": d.is_won,
             "is_closed": d.is_closed,
             "properties": d.properties,
+            "currency": d.currency,
+            "amount_home": d.amount_home,
         }
         for d in deals
     ]
     upsert(session, table(m.Deal), rows, key=("id",))
-    ids = [d.crm_id for d in deals]
-    session.execute(delete(m.DealContact).where(m.DealContact.deal_id.in_(ids)))  # type: ignore[attr-defined]
+    # A deal that brings its links (HubSpot associations) has them replaced whole; one whose
+    # people arrive as records of their own (Salesforce roles) keeps the links it has.
+    ids = [d.crm_id for d in deals if d.replaces_links]
+    if ids:
+        session.execute(delete(m.DealContact).where(m.DealContact.deal_id.in_(ids)))  # type: ignore[attr-defined]
     upsert(session, table(m.DealContact), [shallow_dict(link) for link in links], key=("deal_id", "contact_id"))
     return len(rows)
+
+
+def store_contact_roles(session: Session, roles: list[DealContactRole]) -> int:
+    """One (deal, contact) link per role, added beside the deal's other links, with ``is_primary``.
+
+    A person may hold two roles on one deal (Decision Maker and Influencer): the link is primary
+    if any of them is.
+    """
+    primary: dict[tuple[str, str], bool] = {}
+    for role in roles:
+        pair = (role.deal_id, role.contact_id)
+        primary[pair] = primary.get(pair, False) or role.is_primary
+    rows = [{"deal_id": d, "contact_id": c, "is_primary": p} for (d, c), p in primary.items()]
+    return upsert(session, table(m.DealContact), rows, key=("deal_id", "contact_id"))
+
+
+def store_offline_touches(session: Session, touches: list[OfflineTouchRecord]) -> int:
+    rows = [
+        {
+            "key": t.key,
+            "contact_id": t.contact_id,
+            "occurred_at": t.occurred_at,
+            "source": t.source,
+            "medium": t.medium,
+            "campaign": t.campaign,
+            "properties": t.properties,
+        }
+        for t in touches
+    ]
+    return upsert(session, table(m.OfflineTouch), rows, key=("key",))
 
 
 def store_web_sessions(session: Session, sessions: list[WebSessionRecord]) -> int:

@@ -55,10 +55,13 @@ class RunReport:
     writeback: WritebackStats | None = None
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Each service's own quota figures (Salesforce: daily allocation, first/last usage seen).
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return {
             "pulled": self.pulled,
+            "usage": self.usage,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "rebuild": self.rebuild.as_dict() if self.rebuild else None,
             "writeback": _writeback_dict(self.writeback),
@@ -223,6 +226,7 @@ def run_once(
     finally:
         report.duration_s = clock() - started
         report.api_calls = log.by_endpoint()
+        report.usage = log.usage()
         _finish(engine, report, now=now)
         release_free_memory()  # `serve` lives on between runs
     return report

@@ -72,6 +72,7 @@ def build_salesforce(
     )
     authenticator = Authenticator(credentials, http, now=now or (lambda: datetime.now(UTC)), timeout_s=config.timeout_s)
     usage = UsageMeter(config.daily_usage_share)
+    log.report_usage("salesforce", lambda: usage.figures().as_dict())
     client = SalesforceClient(
         authenticator,
         http,

@@ -153,8 +153,7 @@ def opportunity(row: Row) -> DealRecord:
     is_won = boolean(row, "IsWon", key)
     is_closed = boolean(row, "IsClosed", key) or is_won
     properties: dict[str, Any] = {}
-    if (currency := text(row, "CurrencyIsoCode", key)) is not None:
-        properties["currency"] = currency
+    currency = text(row, "CurrencyIsoCode", key)  # only where the org has multiple currencies
     return DealRecord(
         crm_id=key,
         created_at=created,
@@ -166,6 +165,8 @@ def opportunity(row: Row) -> DealRecord:
         is_won=is_won,
         is_closed=is_closed,
         properties=properties,
+        currency=currency.upper() if currency else None,
+        replaces_links=False,  # roles come on their own stream
     )
 
 
