@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from closedloop.sandbox.salesforce.ids import to_18
@@ -81,10 +82,12 @@ class Plan:
     def select(self, rows: Iterable[Row]) -> list[Row]:
         matched = [row for row in rows if self.predicate(row)]
         for column, descending, nulls_last in reversed(self.order):  # stable sorts, last key first
-            present = [r for r in matched if column.value(r) is not None]
-            absent = [r for r in matched if column.value(r) is None]
-            present.sort(key=_keyed(column), reverse=descending)
-            matched = present + absent if nulls_last else absent + present
+            keyed = [(column.value(r), r) for r in matched]
+            present = [(v.lower() if isinstance(v, str) else v, r) for v, r in keyed if v is not None]
+            absent = [r for v, r in keyed if v is None]
+            present.sort(key=itemgetter(0), reverse=descending)
+            ordered = [r for _, r in present]
+            matched = ordered + absent if nulls_last else absent + ordered
         start = self.query.offset or 0
         end = None if self.query.limit is None else start + self.query.limit
         return matched[start:end]
@@ -92,7 +95,10 @@ class Plan:
     def rest_record(self, row: Row, version: str) -> dict[str, Any]:
         out = _attributes(self.sobject.name, row, version)
         for column in self.columns:
-            chain = column.chain(row) if column.steps else [row]
+            if not column.steps:
+                out[column.field.name] = rest_value(row.get(column.field.name))
+                continue
+            chain = column.chain(row)
             target = out
             for index, (name, _, target_obj) in enumerate(column.steps):
                 parent = chain[index + 1] if index + 1 < len(chain) else None
@@ -115,14 +121,6 @@ class Plan:
 
 def _attributes(sobject: str, row: Row, version: str) -> dict[str, Any]:
     return {"attributes": {"type": sobject, "url": f"/services/data/{version}/sobjects/{sobject}/{row['Id']}"}}
-
-
-def _keyed(column: Column) -> Callable[[Row], Any]:
-    def key(row: Row) -> Any:
-        value = column.value(row)
-        return value.lower() if isinstance(value, str) else value
-
-    return key
 
 
 def compile_query(query: Query, catalog: Catalog, visible: Visible, fetch: Fetch) -> Plan:

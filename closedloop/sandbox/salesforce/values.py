@@ -18,10 +18,14 @@ class BadValue(ValueError):
     """A value that does not fit its field (the record fails, the rest of the batch goes on)."""
 
 
+_PLAIN = (str, bool, float, int, type(None))
+
+
 def rest_value(value: Any) -> Any:
+    if isinstance(value, _PLAIN):
+        return value
     if isinstance(value, datetime):
-        moment = value.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+        return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "+0000"
     if isinstance(value, date):
         return value.isoformat()
     return value
