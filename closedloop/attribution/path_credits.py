@@ -1,8 +1,9 @@
 """Credits per channel for a path file (channelattribution's format), under one model or all.
 
 What ``closedloop attribute`` computes between parsing its options and printing.  Markov models
-whose order is in their name (``markov_1``..``markov_4``) need no settings, so without a config
-they skip pydantic altogether: that import costs a fifth of a million-journey run.
+whose order is in their name (``markov_1``..``markov_4``) need no settings, and ``markov`` without
+a config is the default order, so without a config they skip pydantic altogether: that import
+costs a fifth of a million-journey run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from closedloop.attribution.pathfile import read_path_file
 from closedloop.attribution.pathfile_fast import DEFAULT_SEPARATOR, PathColumns
-from closedloop.config.names import MARKOV_MODEL_NAMES
+from closedloop.config.names import DEFAULT_MARKOV_ORDER, MARKOV_MODEL_NAMES
 from closedloop.errors import UsageError
 
 if TYPE_CHECKING:
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
 
 # Markov models whose only setting, the order, is in their name.
 ORDER_IN_NAME = tuple(name for name in MARKOV_MODEL_NAMES if name != "markov")
+
+
+def settings_free_order(model: str) -> int | None:
+    """The Markov order of ``model`` when it needs no settings (no ``--config``), else None."""
+    if model == "markov":
+        return DEFAULT_MARKOV_ORDER
+    if model in ORDER_IN_NAME:
+        return int(model.rsplit("_", 1)[1])
+    return None
 
 
 class Credits(Protocol):
@@ -48,12 +58,13 @@ def path_file_credits(
     unknown model and ``PathFileError`` for a file that cannot be read.
     """
     columns = columns or PathColumns()
-    if config is None and model in ORDER_IN_NAME:
+    order = settings_free_order(model) if config is None else None
+    if order is not None:
         from closedloop.attribution.markov import markov_attribution
 
         # Direct channels and step days shape only heuristics, so the defaults are harmless.
         batch = read_path_file(paths_file, columns=columns, separator=separator)
-        markov = markov_attribution(batch, int(model.rsplit("_", 1)[1]))
+        markov = markov_attribution(batch, order)
         return [_as_dict(model, markov.channel_names, markov.conversions, markov.value)]
     if config is None:
         from closedloop.config.attribution import AttributionConfig

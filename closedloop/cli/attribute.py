@@ -3,9 +3,11 @@
 Also runnable alone (``python -m closedloop.cli.attribute``), which is how the benchmark times
 the whole process from reading the CSV to printing.  Run alone, a plain command line (one file,
 known options) skips typer altogether, and ``markov_1``..``markov_4`` without ``--config`` skip
-the settings (pydantic): those imports cost a fifth of a million-journey run.  Anything else
-(``--help``, a typo, a bad value) goes to typer, so help and usage errors look the same either
-way.  So this module imports neither typer nor pydantic at the top.
+the settings (pydantic): those imports cost a fifth of a million-journey run.  ``--help`` is
+drawn by ``closedloop.cli.help`` in typer's layout; anything else (a typo, a bad value) goes to
+typer, so usage errors look the same either way.  So this module imports neither typer, rich,
+pydantic nor numpy at the top (``closedloop attribute`` comes here from
+``closedloop.cli.entrypoint`` without typer too).
 
 No ``from __future__ import annotations`` here: typer reads the annotations of the command
 built in ``_typer_command``, where ``typer`` is a local name.
@@ -19,30 +21,44 @@ if __name__ == "__main__":
     # longer than any of them (and forking a worker is safer without those threads).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
-from closedloop.attribution.pathfile_fast import (
-    DEFAULT_CONVERSIONS_COLUMN,
-    DEFAULT_PATH_COLUMN,
-    DEFAULT_SEPARATOR,
-    PathColumns,
-)
 from closedloop.errors import ClosedloopError, UsageError
 
 if TYPE_CHECKING:
     import typer
 
+    from closedloop.attribution.pathfile_fast import PathColumns
 
-@dataclass(frozen=True, slots=True)
-class AttributeRequest:
-    """One ``attribute`` invocation, as parsed from the command line."""
+# closedloop.attribution.pathfile_fast's defaults, written out so help needs no numpy (a unit
+# test keeps them equal).
+DEFAULT_PATH_COLUMN = "path"
+DEFAULT_CONVERSIONS_COLUMN = "total_conversions"
+DEFAULT_SEPARATOR = " > "
+
+ABOUT = "Credit conversions and value to channels under one model or all of them."
+HELP = {
+    "paths_file": "Path-level CSV (channelattribution format)",
+    "model": "A model name, or 'all'",
+    "format": "table, csv or json",
+    "path_column": "Column of the paths",
+    "conversions_column": "Column of conversions per path",
+    "value_column": "Column of conversion value [total_conversion_value]",
+    "null_column": "Column of non-converting journeys [total_null]",
+    "separator": "Channel separator in a path",
+    "config": "YAML with the attribution settings",
+}
+
+
+class AttributeRequest(NamedTuple):
+    """One ``attribute`` invocation, as parsed from the command line (a tuple: no dataclasses
+    import on the way to the first line)."""
 
     paths_file: Path
     model: str = "markov"
     output_format: str = "table"
-    columns: PathColumns = field(default_factory=PathColumns)
+    columns: "PathColumns | None" = None  # None: the defaults
     separator: str = DEFAULT_SEPARATOR
     config_file: Path | None = None
 
@@ -69,26 +85,28 @@ def run_attribute(request: AttributeRequest) -> str:
 def _typer_command() -> Callable[..., None]:
     import typer
 
+    from closedloop.attribution.pathfile_fast import PathColumns
+
     def attribute(
-        paths_file: Annotated[Path, typer.Argument(help="Path-level CSV (channelattribution format)")],
-        model: Annotated[str, typer.Option("--model", "-m", help="A model name, or 'all'")] = "markov",
-        output_format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-        path_column: Annotated[str, typer.Option(help="Column of the paths")] = DEFAULT_PATH_COLUMN,
+        paths_file: Annotated[Path, typer.Argument(help=HELP["paths_file"])],
+        model: Annotated[str, typer.Option("--model", "-m", help=HELP["model"])] = "markov",
+        output_format: Annotated[str, typer.Option("--format", help=HELP["format"])] = "table",
+        path_column: Annotated[str, typer.Option(help=HELP["path_column"])] = DEFAULT_PATH_COLUMN,
         conversions_column: Annotated[
-            str, typer.Option(help="Column of conversions per path")
+            str, typer.Option(help=HELP["conversions_column"])
         ] = DEFAULT_CONVERSIONS_COLUMN,
         value_column: Annotated[
-            str | None, typer.Option(help="Column of conversion value [total_conversion_value]")
+            str | None, typer.Option(help=HELP["value_column"])
         ] = None,
         null_column: Annotated[
-            str | None, typer.Option(help="Column of non-converting journeys [total_null]")
+            str | None, typer.Option(help=HELP["null_column"])
         ] = None,
-        separator: Annotated[str, typer.Option(help="Channel separator in a path")] = DEFAULT_SEPARATOR,
+        separator: Annotated[str, typer.Option(help=HELP["separator"])] = DEFAULT_SEPARATOR,
         config_file: Annotated[
-            Path | None, typer.Option("--config", help="YAML with the attribution settings")
+            Path | None, typer.Option("--config", help=HELP["config"])
         ] = None,
     ) -> None:
-        """Credit conversions and value to channels under one model or all of them."""
+        """Credit conversions and value to channels under one model or all of them."""  # = ABOUT
         request = AttributeRequest(
             paths_file=paths_file,
             model=model,
@@ -135,6 +153,25 @@ _OPTION_FIELDS = {
 }
 
 
+def help_screen(prog_name: str = "closedloop attribute") -> str:
+    """``--help``, in typer's layout without typer (the command's options, from ``HELP``)."""
+    from closedloop.cli.help import screen
+
+    arguments = [("PATHS_FILE", f"{HELP['paths_file']} [required]")]
+    options = [
+        ("--model, -m TEXT", f"{HELP['model']} [default: markov]"),
+        ("--format TEXT", f"{HELP['format']} [default: table]"),
+        ("--path-column TEXT", f"{HELP['path_column']} [default: {DEFAULT_PATH_COLUMN}]"),
+        ("--conversions-column TEXT", f"{HELP['conversions_column']} [default: {DEFAULT_CONVERSIONS_COLUMN}]"),
+        ("--value-column TEXT", HELP["value_column"]),
+        ("--null-column TEXT", HELP["null_column"]),
+        ("--separator TEXT", f"{HELP['separator']} [default: '{DEFAULT_SEPARATOR}']"),
+        ("--config PATH", HELP["config"]),
+        ("--help", "Show this message and exit."),
+    ]
+    return screen(f"{prog_name} [OPTIONS] PATHS_FILE", ABOUT, [("Arguments", arguments), ("Options", options)])
+
+
 def parse_plain_command_line(argv: Sequence[str]) -> AttributeRequest | None:
     """The request of a command line with one file and only known ``--option value`` pairs.
 
@@ -157,6 +194,8 @@ def parse_plain_command_line(argv: Sequence[str]) -> AttributeRequest | None:
     if len(positional) != 1:
         return None
     config = values.get("config_file")
+    from closedloop.attribution.pathfile_fast import PathColumns
+
     return AttributeRequest(
         paths_file=Path(positional[0]),
         model=values.get("model", "markov"),
@@ -172,8 +211,11 @@ def parse_plain_command_line(argv: Sequence[str]) -> AttributeRequest | None:
     )
 
 
-def main(argv: Sequence[str]) -> int:
-    """Exit status of the standalone command (the same codes as ``closedloop attribute``)."""
+def main(argv: Sequence[str], prog_name: str = "attribute") -> int:
+    """Exit status of the command (the same codes as typer's ``closedloop attribute``)."""
+    if list(argv) == ["--help"]:
+        sys.stdout.write(help_screen(prog_name))
+        return 0
     request = parse_plain_command_line(argv)
     if request is not None:
         try:
@@ -189,7 +231,7 @@ def main(argv: Sequence[str]) -> int:
             return 0
     from closedloop.cli.errors import run_guarded
 
-    return run_guarded(lambda: typer_app()(list(argv), prog_name="attribute"))
+    return run_guarded(lambda: typer_app()(list(argv), prog_name=prog_name))
 
 
 def _report(error: ClosedloopError) -> int:

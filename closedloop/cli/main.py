@@ -1,24 +1,24 @@
-"""The ``closedloop`` app: a command table read lazily, and the one place errors become exit codes.
+"""The ``closedloop`` command table, and the top-level help drawn from it without typer.
 
 ``COMMANDS`` names each command's module and a one-line help; ``closedloop --help`` renders the
-table without importing any command module, and a command's module is imported only when that
-command runs (pip's command table is the model).  Every command runs inside
-``closedloop.cli.errors.guarded``.
+table without importing typer or any command module (``closedloop.cli.help`` draws it), and a
+command's module is imported only when that command runs (pip's command table is the model).
+The typer app that runs commands is ``closedloop.cli.app``; ``app`` here resolves to it lazily.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-import typer.main
-from typer.core import TyperCommand, TyperGroup
+if TYPE_CHECKING:
+    from closedloop.cli.app import app as app
 
-from closedloop import __version__
-from closedloop.cli.console import console, err
-from closedloop.cli.errors import guarded
+ABOUT = (
+    "Closed-loop marketing attribution: GA4 sessions + CRM outcomes -> credit per channel, "
+    "written back to the CRM."
+)
+VERSION_HELP = "Print the version and exit."
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,10 @@ COMMANDS: dict[str, Entry] = {
     "config": Entry(
         "closedloop.cli.config",
         "Check the YAML config and export its JSON Schema.",
+    ),
+    "crm": Entry(
+        "closedloop.cli.crm",
+        "Check the CRM side: closedloop's properties (HubSpot) or fields (Salesforce); create them.",
     ),
     "sandbox": Entry(
         "closedloop.cli.sandbox",
@@ -72,6 +76,14 @@ COMMANDS: dict[str, Entry] = {
         "closedloop.cli.mapping",
         "Check what the channel rules do before anything is written.",
     ),
+    "init": Entry(
+        "closedloop.cli.init",
+        "Write a commented config by asking a few questions (or from flags), and the email-hash key.",
+    ),
+    "doctor": Entry(
+        "closedloop.cli.doctor",
+        "Check a config against the real services: secrets, scopes, GA4 access, CRM properties, store.",
+    ),
     "serve": Entry(
         "closedloop.cli.serve",
         "Run the schedule from the config until SIGTERM; serves /healthz, /readyz and /metrics.",
@@ -79,70 +91,23 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
-class _Listed(TyperCommand):
-    """What help shows for a command not yet imported: its name and its line of help."""
+
+def top_level_help() -> str:
+    """What ``closedloop --help`` prints: typer's layout, the table's lines, no imports."""
+    from closedloop.cli.help import screen
+
+    options = [("--version", VERSION_HELP), ("--help", "Show this message and exit.")]
+    commands = [(name, entry.help) for name, entry in COMMANDS.items()]
+    return screen(
+        "closedloop [OPTIONS] COMMAND [ARGS]...",
+        ABOUT + " Start with `closedloop demo`, or `closedloop init` for your own accounts.",
+        [("Options", options), ("Commands", commands)],
+    )
 
 
-def load_command(name: str) -> Any:
-    """The real click command (or group) ``name``, importing its module now."""
-    module = importlib.import_module(COMMANDS[name].module)
-    root = typer.Typer()
-    root.callback()(_no_options)
-    module.register(root)
-    group = typer.main.get_command(root)
-    assert isinstance(group, TyperGroup)
-    return group.commands[name]
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from closedloop.cli.app import app
 
-
-def _no_options() -> None:
-    """Makes ``root`` a group, so each command keeps its own name."""
-
-
-class LazyGroup(TyperGroup):
-    """Lists the table without imports; resolves a command by importing its module."""
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        found = super().get_command(ctx, cmd_name)
-        if found is None and cmd_name in COMMANDS:
-            return _Listed(cmd_name, help=COMMANDS[cmd_name].help)
-        return found
-
-    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
-        name, command, rest = super().resolve_command(ctx, args)
-        if isinstance(command, _Listed) and name is not None:
-            command = load_command(name)
-        return name, command, rest
-
-    def invoke(self, ctx: Any) -> Any:
-        with guarded(lambda line: err.print(line, markup=False, highlight=False)):
-            return super().invoke(ctx)
-
-
-app = typer.Typer(
-    name="closedloop",
-    cls=LazyGroup,
-    help="Closed-loop marketing attribution: GA4 sessions + CRM outcomes -> credit per channel, "
-    "written back to the CRM.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    add_completion=False,
-    pretty_exceptions_show_locals=False,  # locals can hold tokens; tracebacks must never show them
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"closedloop {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """closedloop pulls, maps, attributes and writes back. Start with `closedloop demo`."""
+        return app
+    raise AttributeError(name)

@@ -25,3 +25,7 @@ HEURISTIC_MODEL_NAMES: tuple[str, ...] = (*POSITION_MODEL_NAMES, "last_non_direc
 MARKOV_MODEL_NAMES: tuple[str, ...] = ("markov", "markov_1", "markov_2", "markov_3", "markov_4")
 DATA_DRIVEN_MODEL_NAMES: tuple[str, ...] = (*MARKOV_MODEL_NAMES, "shapley")
 BUILTIN_MODEL_NAMES: tuple[str, ...] = (*HEURISTIC_MODEL_NAMES, *DATA_DRIVEN_MODEL_NAMES)
+
+# The order of the model named ``markov`` when no settings say otherwise (AttributionConfig's
+# default); ``closedloop attribute --model markov`` without ``--config`` uses it without pydantic.
+DEFAULT_MARKOV_ORDER = 1
