@@ -32,7 +32,7 @@ from closedloop.sandbox.company import (
 )
 from closedloop.sandbox.faults import FaultPlan, drop_connection
 from closedloop.sandbox.salesforce import SalesforceSandbox, SalesforceState
-from closedloop.sandbox.salesforce.faults import expire_sessions_after, server_error
+from closedloop.sandbox.salesforce.faults import concurrent_limit, expire_sessions_after, server_error
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 LEADS = 2300
@@ -234,8 +234,12 @@ def test_server_errors_and_dropped_connections_through_fault_hooks(sandbox: Sale
     plan.add(drop_connection(1, endpoint="GET /services/data/{version}/limits/"))
     with pytest.raises(requests.ConnectionError):
         sf.limits()
+    plan.add(concurrent_limit(1))
+    with pytest.raises(SalesforceRefusedRequest) as refused:
+        sf.query("SELECT Id FROM Lead LIMIT 1")
+    assert refused.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
     assert sf.query("SELECT Id FROM Lead LIMIT 1")["totalSize"] == 1
-    assert plan.fired() == 2
+    assert plan.fired() == 3
 
 
 def test_unknown_resources_answer_the_error_array(sf: Salesforce) -> None:

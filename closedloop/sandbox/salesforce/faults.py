@@ -29,6 +29,14 @@ def server_error(status: int, n: int, *, endpoint: str = "*", skip: int = 0) -> 
                 endpoint=endpoint, skip=skip, times=n, name=f"sf_server_error_{status}")
 
 
+def concurrent_limit(n: int, *, endpoint: str = "*", skip: int = 0) -> Rule:
+    """``n`` refusals for too many concurrent long requests: 403 REQUEST_LIMIT_EXCEEDED, a transient one
+    (unlike the daily allocation, which ``SalesforceState.set_daily_limit`` spends)."""
+    return Rule(lambda _request, _fwd: error_response(403, "REQUEST_LIMIT_EXCEEDED",
+                                                      "ConcurrentPerOrgLongTxn Limit exceeded."),
+                endpoint=endpoint, skip=skip, times=n, name="sf_concurrent_limit")
+
+
 def expire_sessions_after(state: SalesforceState, k: int, *, endpoint: str = "*",
                           on_expire: Callable[[], object] | None = None) -> Rule:
     """At the ``k+1``-th matching request every session expires; that request gets the 401."""

@@ -33,6 +33,17 @@ def lead_source(original_source: str) -> str | None:
     return original_source.replace("_", " ").title() if original_source else None
 
 
+# The portal's default pipeline is HubSpot's sales pipeline; an org keeps the same steps under
+# Salesforce's standard StageName values.  Other pipelines' stages keep their labels (custom values).
+_STANDARD_STAGES = {"appointmentscheduled": "Prospecting", "qualifiedtobuy": "Qualification",
+                    "presentationscheduled": "Needs Analysis", "decisionmakerboughtin": "Id. Decision Makers",
+                    "contractsent": "Proposal/Price Quote", "closedwon": "Closed Won", "closedlost": "Closed Lost"}
+
+
+def stage_name(stage: SyntheticStage) -> str:
+    return _STANDARD_STAGES.get(stage.id, stage.label)
+
+
 def campaign_type(name: str) -> str:
     return next((kind for word, kind in _CAMPAIGN_TYPES if word in name.lower()), "Other")
 
@@ -106,6 +117,9 @@ def _forecast(stage: SyntheticStage) -> str:
 
 def _load_deal(state: SalesforceState, deal: SyntheticDeal, stages: dict[str, SyntheticStage],
                contacts: dict[str, str], sources: dict[str, str | None], currency: dict[str, str]) -> None:
+    deal_currency = getattr(deal, "currency", None)  # a multi-currency deal keeps its own code
+    if currency and deal_currency:
+        currency = {"CurrencyIsoCode": deal_currency}
     current = stages[deal.stage_history[-1].stage]
     won = current.is_closed and current.probability >= 1.0
     close_date = (deal.closed_at or deal.created_at + timedelta(days=30)).date()
@@ -113,7 +127,7 @@ def _load_deal(state: SalesforceState, deal: SyntheticDeal, stages: dict[str, Sy
     contact = state.rows["Contact"][contacts[primary]]
     opportunity = state.insert("Opportunity", {
         "Name": deal.name, "AccountId": contact["AccountId"], "Amount": float(deal.amount),
-        "StageName": current.label, "CloseDate": close_date, "IsWon": won, "IsClosed": current.is_closed,
+        "StageName": stage_name(current), "CloseDate": close_date, "IsWon": won, "IsClosed": current.is_closed,
         "Probability": current.probability * 100, "ForecastCategory": _forecast(current),
         "ForecastCategoryName": _forecast(current), "LeadSource": sources.get(primary), "Type": "New Business",
         "ContactId": contacts[primary], **currency}, at=deal.created_at, modified=deal.updated_at)
@@ -121,7 +135,7 @@ def _load_deal(state: SalesforceState, deal: SyntheticDeal, stages: dict[str, Sy
     for change in deal.stage_history:
         stage = stages[change.stage]
         state.insert("OpportunityHistory", {
-            "OpportunityId": opportunity["Id"], "StageName": stage.label, "Amount": float(deal.amount),
+            "OpportunityId": opportunity["Id"], "StageName": stage_name(stage), "Amount": float(deal.amount),
             "CloseDate": close_date, "Probability": stage.probability * 100,
             "ExpectedRevenue": float(deal.amount) * stage.probability, "ForecastCategory": _forecast(stage),
             "PrevAmount": float(deal.amount) if previous else None, "PrevCloseDate": close_date if previous else None,
@@ -132,7 +146,7 @@ def _load_deal(state: SalesforceState, deal: SyntheticDeal, stages: dict[str, Sy
         else:
             state.insert("OpportunityFieldHistory", {
                 "OpportunityId": opportunity["Id"], "Field": "StageName", "DataType": "DynamicEnum",
-                "OldValue": previous.label, "NewValue": stage.label}, at=change.at)
+                "OldValue": stage_name(previous), "NewValue": stage_name(stage)}, at=change.at)
         previous = stage
     for index, person_id in enumerate(deal.contact_ids):
         state.insert("OpportunityContactRole", {
