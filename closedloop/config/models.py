@@ -73,6 +73,11 @@ class HubSpotConfig(Strict):
     search_counts_toward_burst: bool = Field(
         True, description="Pace search calls in the burst window too (the safe assumption)"
     )
+    primary_contact_label: str | None = Field(
+        None,
+        description="Deal-contact association label that marks a deal's primary contact; unset or absent on a "
+        "deal: its earliest-created contact",
+    )
 
     @model_validator(mode="after")
     def _one_token_source(self) -> HubSpotConfig:
@@ -227,6 +232,20 @@ class Config(Strict):
     writeback: WritebackConfig = WritebackConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    reporting_currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code every revenue, cost and ROI figure is given in"
+    )
+    home_currency: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{3}$",
+        description="The CRM's home (company) currency, of deals with no currency code and of HubSpot's "
+        "amount_in_home_currency; unset: the reporting currency",
+    )
+    rates_file: str | None = Field(
+        None,
+        description="CSV date,currency,rate (one unit of currency in the reporting currency on that date): "
+        "converts deals and spend in other currencies; the latest rate on or before the day is used",
+    )
 
     @model_validator(mode="after")
     def _crm_is_configured(self) -> Config:

@@ -64,6 +64,11 @@ class SyntheticDeal:
     stage_history: list[SyntheticStageChange]  # oldest first; the last is the current stage
     contact_ids: list[str]
     closed_at: datetime | None = None
+    # Multi-currency portals: the deal's ISO code (None: the portal's home currency, no code
+    # served) and HubSpot's amount_in_home_currency (None: not served).  The generator leaves
+    # both unset; tests set them to make the cases.
+    currency: str | None = None
+    amount_home: float | None = None
 
 
 @dataclass(slots=True)

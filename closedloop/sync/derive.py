@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -20,7 +20,10 @@ from sqlalchemy import Engine, String, delete, select, type_coerce
 from sqlmodel import Session, col
 
 from closedloop.attribution.types import Touch
+from closedloop.attribution.windows import window_channels
+from closedloop.config.fingerprint import derivation_fingerprint
 from closedloop.config.models import Config
+from closedloop.connectors.ga4.rows import is_person
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.conversions import (
     ConversionRow,
@@ -29,18 +32,22 @@ from closedloop.mapping.conversions import (
     deal_conversions,
     won_date,
 )
+from closedloop.mapping.currency import Rates, deal_amount
 from closedloop.mapping.identity import IdentityGraph, IdentityKey
 from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, milestone_dates
+from closedloop.mapping.primary import order_deal_contacts
 from closedloop.mapping.touchpoints import OfflineSource, contact_touchpoints, session_raw_touch
 from closedloop.records import WebSessionRecord
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import plain_rows, session_scope
 from closedloop.store.models import table
+from closedloop.store.rebuilt import record_rebuild
 from closedloop.store.upsert import shallow_dict
 from closedloop.sync.credits import write_credits
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.memory import long_lived_heap, release_free_memory
+from closedloop.sync.money import DealMoneyStats, load_rates
 from closedloop.sync.session_links import SessionLinks
 from closedloop.sync.touch_table import TouchTable
 
@@ -56,14 +63,22 @@ class RebuildStats:
     ambiguous_identities: int = 0
     # A sample of keys several contacts claim; reported, never guessed (their sessions stay anonymous).
     ambiguous_examples: list[str] = field(default_factory=list)
+    # GA4 rows of no one ("(not set)", "(other)", empty client id) no click id tied to a
+    # contact: kept out of every journey and of the data-driven fits' non-converting paths.
+    sessions_not_a_person: int = 0
     touchpoints: DiffCounts = field(default_factory=DiffCounts)
     conversions: DiffCounts = field(default_factory=DiffCounts)
     credits: DiffCounts = field(default_factory=DiffCounts)
+    # Revenue is credited in this currency; what could not be brought into it is named, not zeroed silently.
+    money: DealMoneyStats = field(default_factory=DealMoneyStats)
+    # Which config (mapping, attribution, currency) these credits were rebuilt with.
+    config_fingerprint: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for name in ("touchpoints", "conversions", "credits"):
             out[name]["changed"] = getattr(self, name).changed
+        out["money"] = self.money.as_dict()
         return out
 
 
@@ -90,6 +105,7 @@ def rebuild(
     engine: Engine,
     config: Config,
     *,
+    rates: Rates | None = None,
     progress: Progress | None = None,
     on_touchpoints: Callable[[list[str]], None] | None = None,
     on_deal_credits: Callable[[], None] | None = None,
@@ -102,14 +118,20 @@ def rebuild(
     so a run stopped half-way (``should_stop`` is checked between chunks) leaves nothing that
     the next run does not replace.
     """
+    rates = rates if rates is not None else load_rates(config)
     with long_lived_heap() as settle:
-        return _rebuild(engine, config, say=progress or (lambda _msg: None), settle=settle,
-                        on_touchpoints=on_touchpoints, on_deal_credits=on_deal_credits, should_stop=should_stop)
+        stats = _rebuild(engine, config, rates, say=progress or (lambda _msg: None), settle=settle,
+                         on_touchpoints=on_touchpoints, on_deal_credits=on_deal_credits, should_stop=should_stop)
+    stats.config_fingerprint = derivation_fingerprint(config)
+    with session_scope(engine) as session:
+        record_rebuild(session, stats.config_fingerprint)
+    return stats
 
 
 def _rebuild(
     engine: Engine,
     config: Config,
+    rates: Rates,
     *,
     say: Progress,
     settle: Callable[[], None],
@@ -119,7 +141,7 @@ def _rebuild(
 ) -> RebuildStats:
     mapper = ChannelMapper.from_config(config.mapping)
     milestones = MilestoneMapper.from_config(config.mapping)
-    stats = RebuildStats()
+    stats = RebuildStats(money=DealMoneyStats(rates.reporting))
     direct = frozenset(c.lower() for c in config.attribution.direct_channels)
     touch_table = TouchTable()
     with engine.connect() as links_conn, SessionLinks(links_conn) as links:
@@ -175,9 +197,9 @@ def _rebuild(
         # Off the write-back's critical path: what crediting needs beyond touchpoints.
         release_free_memory()  # sessions and touchpoint rows are gone; touches stay
         say("reading anonymous sessions and deals")
-        anonymous = _anonymous_paths(links, mapper)
+        anonymous = _anonymous_paths(links, mapper, config.attribution.lookback("contact_created"))
     with Session(engine) as session:
-        deals = _load_deals(session, graph, milestones)
+        deals = _load_deals(session, graph, milestones, contacts, rates, config.home_currency, stats.money)
     conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
     for deal, won_at in deals:
         conversions.extend(deal_conversions(deal, won_at))
@@ -281,25 +303,31 @@ def _link_sessions(
         click_ids = _click_ids(raw_click_ids)
         # The client id first; click ids on the landing URL (gclid, fbclid, msclkid) as well, so
         # a session on a device whose client id never reached a form still finds its contact.
-        keys = [IdentityKey("ga_client_id", client_id)]
+        person = is_person(client_id)
+        keys = [IdentityKey("ga_client_id", client_id)] if person else []
         if click_ids:
             keys += [IdentityKey(kind, value) for kind, value in click_ids.items()]
-        contact_id = graph.resolve_any(keys)
+        contact_id = graph.resolve_any(keys) if keys else None
         info = contacts.get(contact_id) if contact_id is not None else None
         if info is not None:
             stats.sessions_matched += 1
             links.add(key, info.position)
-        else:
+        elif person:
             stats.sessions_anonymous += 1
 
 
-def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper) -> list[list[str]]:
+def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper, lookback: timedelta) -> list[list[str]]:
     """Anonymous visitors' channel paths, in time order: what data-driven models learn "no
-    conversion" from.  Only the channels are kept (shared strings): a pointer per session."""
+    conversion" from.  Only the channels are kept (shared strings): a pointer per session.
+
+    Each path is cut to the lookback window a converting journey of the kind gets, ending at
+    the visitor's last session: a visitor seen over two years would otherwise weigh in with a
+    path no conversion could ever have.  Rows of no one (``(not set)``...) are not read at all.
+    """
     paths: list[list[str]] = []
     for _client_id, visits in groupby(links.unlinked(), key=lambda row: row.client_id):
         touches = sorted((row.started_at, mapper.assign(session_raw_touch(row)).channel) for row in visits)
-        paths.append([channel for _, channel in touches])
+        paths.append(window_channels(touches, end=touches[-1][0], lookback=lookback))
     return paths
 
 
@@ -308,13 +336,18 @@ def _load_deals(
     graph: IdentityGraph,
     milestones: MilestoneMapper,
 ) -> list[tuple[DealFacts, datetime | None]]:
-    links: dict[str, list[str]] = defaultdict(list)
-    for deal_id, contact_id in plain_rows(
-        session, select(col(m.DealContact.deal_id), col(m.DealContact.contact_id)), stream=True
+    """Deals with their contacts primary first (``mapping.primary``) and their amount in the
+    reporting currency on the day they were won; a won deal without amount or rate is counted
+    in ``money`` and carries no revenue."""
+    links: dict[str, list[tuple[str, datetime | None, bool]]] = defaultdict(list)
+    for deal_id, contact_id, is_primary in plain_rows(
+        session,
+        select(col(m.DealContact.deal_id), col(m.DealContact.contact_id), col(m.DealContact.is_primary)),
+        stream=True,
     ):
         canonical = graph.canonical(contact_id)
-        if canonical not in links[deal_id]:
-            links[deal_id].append(canonical)
+        info = contacts.get(canonical)
+        links[deal_id].append((canonical, info.created_at if info else None, bool(is_primary)))
     stage_events: dict[str, list[tuple[str | None, str, datetime]]] = defaultdict(list)
     events = select(
         col(m.DealStageEvent.deal_id),
@@ -326,19 +359,39 @@ def _load_deals(
         stage_events[deal_id].append((pipeline, stage, entered_at))
     deals = []
     deal_rows = select(
-        col(m.Deal.id), col(m.Deal.created_at), col(m.Deal.amount), col(m.Deal.is_won), col(m.Deal.closed_at)
+        col(m.Deal.id),
+        col(m.Deal.created_at),
+        col(m.Deal.amount),
+        col(m.Deal.is_won),
+        col(m.Deal.closed_at),
+        col(m.Deal.currency),
+        col(m.Deal.amount_home),
     ).order_by(col(m.Deal.id))
-    for deal_id, created_at, amount, is_won, closed_at in plain_rows(session, deal_rows, stream=True):
+    for deal_id, created_at, amount, is_won, closed_at, currency, amount_home in plain_rows(
+        session, deal_rows, stream=True
+    ):
         reached = milestone_dates(stage_events.get(deal_id, []), milestones)
         facts = DealFacts(
             deal_id,
             created_at,
-            float(amount or 0.0),
+            0.0,
+        else:
+            stats.sessions_not_a_person += 1
             bool(is_won),
             closed_at,
-            tuple(sorted(links.get(deal_id, []))),
+            order_deal_contacts(links.get(deal_id, [])),
             opportunity_at=reached.get("opportunity"),
         )
         won_at = won_date(facts, [reached["closed_won"]] if "closed_won" in reached else [])
         deals.append((facts, won_at))
     return deals
+    contacts: dict[str, _ContactInfo],
+    rates: Rates,
+    home_currency: str | None,
+    money: DealMoneyStats,
+        day = (won_at or closed_at or created_at).date()
+        value = deal_amount(amount, currency, amount_home, day, rates=rates, home_currency=home_currency)
+        if won_at is not None:
+            money.count(deal_id, value, currency=currency or home_currency or rates.reporting, day=day.isoformat())
+        if value.value:
+            facts = replace(facts, amount=value.value)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, select
 
+from closedloop.connectors.ga4.rows import NOT_A_PERSON
 from closedloop.records import WebSessionRecord
 from closedloop.store import models as m
 from closedloop.store.models import table
@@ -85,12 +86,13 @@ class SessionLinks:
 
     def unlinked(self) -> Iterator[WebSessionRecord]:
         """Sessions no contact claimed (anonymous visitors), by visitor and time, read after every
-        link is written."""
+        link is written.  Rows of no one (``(not set)``, ``(other)``, empty) are left out: they
+        are many visitors folded into one, not a path."""
         sessions = table(m.WebSession)
         stmt = (
             select(*_session_columns())
             .outerjoin(self._table, self._table.c.session_key == sessions.c.key)
-            .where(self._table.c.session_key.is_(None))
+            .where(self._table.c.session_key.is_(None), sessions.c.client_id.not_in(sorted(NOT_A_PERSON)))
             .order_by(sessions.c.client_id, sessions.c.started_at)
             .execution_options(yield_per=10_000)
         )

@@ -127,7 +127,7 @@ def test_opportunity_becomes_a_deal() -> None:
         True,
     )
     assert deal.closed_at == datetime(2024, 4, 30, tzinfo=UTC)
-    assert deal.properties == {"currency": "EUR"}
+    assert deal.currency == "EUR" and deal.properties == {}
 
 
 def test_open_opportunity_has_no_close_time_and_null_amount() -> None:

@@ -85,3 +85,13 @@ def _expanded(row: dict[str, Any]) -> dict[str, Any]:
 def values(cells: list[Any] | None) -> list[str]:
     """``dimensionValues`` / ``metricValues`` as strings; proto3 JSON may omit an empty value."""
     return [cell if isinstance(cell, str) else str((cell or {}).get("value", "")) for cell in cells or ()]
+
+
+# Client ids GA4 answers when a row is no one: the dimension was not set, the row folds rows
+# past the table's cardinality limit together ("(other)"), or the value is empty.  Such a row
+# is many visitors, never one person's journey.
+NOT_A_PERSON = frozenset({"(not set)", "(other)", ""})
+
+
+def is_person(client_id: str | None) -> bool:
+    return (client_id or "").strip() not in NOT_A_PERSON

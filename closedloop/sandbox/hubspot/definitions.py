@@ -167,6 +167,10 @@ def _deal_definitions() -> list[dict[str, Any]]:
         ),
         definition("hs_is_closed", "bool", info, label="Is Deal Closed?", read_only=True),
         definition("hs_is_closed_won", "bool", info, label="Is Closed Won", read_only=True),
+        definition("deal_currency_code", "enumeration", info, label="Currency", field_type="select"),
+        definition(
+            "amount_in_home_currency", "number", info, label="Amount in company currency", read_only=True
+        ),
     ]
 
 

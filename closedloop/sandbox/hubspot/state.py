@@ -120,6 +120,10 @@ class HubSpotState:
             "hs_is_closed": "true" if closed else "false",
             "hs_is_closed_won": "true" if won else "false",
         }
+        if deal.currency is not None:
+            properties["deal_currency_code"] = deal.currency
+        if deal.amount_home is not None:
+            properties["amount_in_home_currency"] = _number_text(deal.amount_home)
         stored = self._insert(
             "deals", deal_id, deal.created_at, deal.updated_at, properties, "CRM_UI"
         )
