@@ -37,7 +37,7 @@ from closedloop.mapping.identity import IdentityGraph, IdentityKey
 from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, milestone_dates
 from closedloop.mapping.primary import order_deal_contacts
 from closedloop.mapping.touchpoints import OfflineSource, contact_touchpoints, session_raw_touch
-from closedloop.records import WebSessionRecord
+from closedloop.records import OfflineTouchRecord, WebSessionRecord
 from closedloop.store import models as m
 from closedloop.store.diff import DiffCounts, replace_scope
 from closedloop.store.engine import plain_rows, session_scope
@@ -155,6 +155,7 @@ def _rebuild(
             ]
             say(f"mapping sessions of {len(contacts):,} contacts")
             _link_sessions(session, graph, contacts, stats, links)
+            crm_touches = _load_crm_touches(session, graph)
             graph.forget_keys()  # sessions are linked; only merges are asked about from here on
         settle()  # contacts and the graph stay to the end
         say("writing touchpoints")
@@ -173,7 +174,10 @@ def _rebuild(
                 info = contacts.get(all_contact_ids[position])
                 if info is None:
                     continue
-                built = contact_touchpoints(all_contact_ids[position], info.created_at, sessions, info.offline, mapper)
+                cid = all_contact_ids[position]
+                built = contact_touchpoints(
+                    cid, info.created_at, sessions, info.offline, mapper, crm_touches.pop(cid, ())
+                )
                 rows.extend(shallow_dict(t) for t in built)
                 # Crediting needs five fields of a touch: keep those, let the rows and sessions go.
                 touch_table.add(
@@ -259,6 +263,7 @@ def _load_contacts(
     """
     contacts: dict[str, _ContactInfo] = {}
     merges: list[tuple[str, str]] = []
+    merged_rows: list[tuple[str, datetime, OfflineSource]] = []
     all_ids: list[str] = []
     shared: dict[str | None, str | None] = {}
     stmt = select(
@@ -274,6 +279,7 @@ def _load_contacts(
         all_ids.append(cid)
         if merged_into:
             merges.append((cid, merged_into))
+            merged_rows.append((cid, created_at, OfflineSource(source, d1, d2)))
             continue
         reached = lifecycle_dates([(s, datetime.fromisoformat(at)) for s, at in (stages or {}).items()], milestones)
         offline = OfflineSource(shared.setdefault(source, source), shared.setdefault(d1, d1), shared.setdefault(d2, d2))
@@ -287,7 +293,44 @@ def _load_contacts(
             stream=True,
         )
     )
-    return IdentityGraph.build(keys, merges), contacts, all_ids
+    graph = IdentityGraph.build(keys, merges)
+    _fold_merged(graph, contacts, merged_rows)
+    return graph, contacts, all_ids
+
+
+def _fold_merged(
+    graph: IdentityGraph, contacts: dict[str, _ContactInfo], merged_rows: list[tuple[str, datetime, OfflineSource]]
+) -> None:
+    """A person's creation is the earliest of the records merged into them: a Salesforce Contact
+    is created when its Lead converts, but the person arrived when the Lead was created.  Where
+    the survivor has no CRM source of its own, the earliest merged record's is used."""
+    for cid, created_at, offline in sorted(merged_rows, key=lambda row: row[1]):
+        info = contacts.get(graph.canonical(cid))
+        if info is None:
+            continue
+        if created_at < info.created_at:
+            if info.lead_at == info.created_at:  # the lead milestone was the creation, not a stage date
+                info.lead_at = created_at
+            info.created_at = created_at
+        if not info.offline.source and offline.source:
+            info.offline = offline
+
+
+def _load_crm_touches(session: Session, graph: IdentityGraph) -> dict[str, list[OfflineTouchRecord]]:
+    """Campaign responses per surviving contact (a Lead's response belongs to the Contact it became)."""
+    out: dict[str, list[OfflineTouchRecord]] = defaultdict(list)
+    stmt = select(
+        col(m.OfflineTouch.key),
+        col(m.OfflineTouch.contact_id),
+        col(m.OfflineTouch.occurred_at),
+        col(m.OfflineTouch.source),
+        col(m.OfflineTouch.medium),
+        col(m.OfflineTouch.campaign),
+    )
+    for key, contact_id, occurred_at, source, medium, campaign in plain_rows(session, stmt, stream=True):
+        canonical = graph.canonical(contact_id)
+        out[canonical].append(OfflineTouchRecord(key, canonical, occurred_at, source, medium, campaign))
+    return out
 
 
 def _link_sessions(
@@ -314,6 +357,8 @@ def _link_sessions(
             links.add(key, info.position)
         elif person:
             stats.sessions_anonymous += 1
+        else:
+            stats.sessions_not_a_person += 1
 
 
 def _anonymous_paths(links: SessionLinks, mapper: ChannelMapper, lookback: timedelta) -> list[list[str]]:
@@ -335,6 +380,10 @@ def _load_deals(
     session: Session,
     graph: IdentityGraph,
     milestones: MilestoneMapper,
+    contacts: dict[str, _ContactInfo],
+    rates: Rates,
+    home_currency: str | None,
+    money: DealMoneyStats,
 ) -> list[tuple[DealFacts, datetime | None]]:
     """Deals with their contacts primary first (``mapping.primary``) and their amount in the
     reporting currency on the day they were won; a won deal without amount or rate is counted
@@ -375,23 +424,17 @@ def _load_deals(
             deal_id,
             created_at,
             0.0,
-        else:
-            stats.sessions_not_a_person += 1
             bool(is_won),
             closed_at,
             order_deal_contacts(links.get(deal_id, [])),
             opportunity_at=reached.get("opportunity"),
         )
         won_at = won_date(facts, [reached["closed_won"]] if "closed_won" in reached else [])
-        deals.append((facts, won_at))
-    return deals
-    contacts: dict[str, _ContactInfo],
-    rates: Rates,
-    home_currency: str | None,
-    money: DealMoneyStats,
         day = (won_at or closed_at or created_at).date()
         value = deal_amount(amount, currency, amount_home, day, rates=rates, home_currency=home_currency)
         if won_at is not None:
             money.count(deal_id, value, currency=currency or home_currency or rates.reporting, day=day.isoformat())
         if value.value:
             facts = replace(facts, amount=value.value)
+        deals.append((facts, won_at))
+    return deals

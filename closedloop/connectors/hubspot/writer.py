@@ -2,7 +2,8 @@
 
 A 207 answer names the failed ids in ``errors[].context.ids``; those come back as per-record
 failures and the rest as written.  A whole batch refused with a 4xx (say a property was deleted
-by an admin) fails every record of that batch with the service's reason, never the run.
+by an admin) fails every record of that batch with the service's reason, never the run; so does
+an answer that is still not JSON after the retries (those records are retried on a later run).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from closedloop.connectors.base import ObjectType, PropertySpec, PropertyUpdate, RecordFailure, WriteResult
 from closedloop.connectors.hubspot.client import HubSpotClient
-from closedloop.errors import AuthError, FatalAPIError
+from closedloop.errors import AuthError, FatalAPIError, MalformedResponseError
 
 BATCH_LIMIT = 100
 
@@ -26,6 +27,13 @@ class HubSpotWriter:
         self.batch_size = min(batch_size, BATCH_LIMIT)
 
     def ensure_properties(self, specs: Sequence[PropertySpec], *, group_name: str, group_label: str) -> list[str]:
+        return self.check_properties(specs, group_name=group_name, group_label=group_label, create=True)[1]
+
+    def check_properties(
+        self, specs: Sequence[PropertySpec], *, group_name: str, group_label: str, create: bool
+    ) -> tuple[list[str], list[str]]:
+        """(missing, created) as ``object.name``; with ``create`` false nothing is written."""
+        missing: list[str] = []
         created: list[str] = []
         for object_type in sorted({s.object_type for s in specs}):
             groups = self.client.call_data(
@@ -33,7 +41,7 @@ class HubSpotWriter:
                 self.client.property_groups.get_all_with_http_info,
                 object_type,
             )
-            if group_name not in {g.name for g in groups.results or []}:
+            if create and group_name not in {g.name for g in groups.results or []}:
                 self.client.call_data(
                     f"POST /crm/v3/properties/{object_type}/groups",
                     self.client.property_groups.create_with_http_info,
@@ -49,6 +57,9 @@ class HubSpotWriter:
             for spec in specs:
                 if spec.object_type != object_type or spec.name in have:
                     continue
+                if not create:
+                    missing.append(f"{object_type}.{spec.name}")
+                    continue
                 self.client.call_data(
                     f"POST /crm/v3/properties/{object_type}",
                     self.client.properties.create_with_http_info,
@@ -63,7 +74,7 @@ class HubSpotWriter:
                     ),
                 )
                 created.append(f"{object_type}.{spec.name}")
-        return created
+        return missing, created
 
     def read_properties(
         self, object_type: ObjectType, object_ids: Sequence[str], properties: Sequence[str]
@@ -105,6 +116,10 @@ class HubSpotWriter:
             return WriteResult(
                 failed=[RecordFailure(u.object_type, u.object_id, str(exc), retriable=False) for u in items]
             )
+        except MalformedResponseError as exc:
+            # Still garbled after the retries (an HTML page from a proxy, say): whether the update
+            # was applied is unknown, so the batch is failed and sent again on a later run.
+            return WriteResult(failed=[RecordFailure(u.object_type, u.object_id, str(exc)) for u in items])
         result = WriteResult()
         if status != 207:
             result.written.extend(items)

@@ -215,7 +215,11 @@ def campaign_response(row: Row) -> OfflineTouchRecord | None:
     campaign = row.get("Campaign")
     if not isinstance(campaign, Mapping):
         raise SkippableRecordError("Campaign (Type, Name) is missing", record_key=key)
-    at = optional_time(row, "FirstRespondedDate", key) or required_time(row, "CreatedDate", key)
+    # FirstRespondedDate is a date; a member created on that day (the usual form-fill or badge
+    # scan) carries the moment itself, which orders the touch against the same day's sessions.
+    created = required_time(row, "CreatedDate", key)
+    responded = optional_time(row, "FirstRespondedDate", key)
+    at = created if responded is None or responded.date() == created.date() else responded
     return OfflineTouchRecord(
         key=f"sf-campaign-member:{key}",
         contact_id=person_id,
