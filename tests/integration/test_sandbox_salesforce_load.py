@@ -71,6 +71,8 @@ def test_same_people_with_the_same_identity_and_source_fields(portal: HubSpotSta
         assert offline_key(person["LeadSource"]) == offline_key(p["hs_analytics_source"])
         assert person["lead"]["CreatedDate"] == contact.created_at
         assert (person["FirstName"], person["LastName"]) == (p["firstname"], p["lastname"])
+        for field, stage in (("MQL_Date__c", "marketingqualifiedlead"), ("SQL_Date__c", "salesqualifiedlead")):
+            assert person[field] == _hubspot_instant(p.get(f"hs_lifecyclestage_{stage}_date"))
 
 
 def test_deals_match_opportunities_with_history_and_contact_roles(portal: HubSpotState, org: SalesforceState) -> None:

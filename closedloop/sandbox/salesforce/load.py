@@ -6,6 +6,8 @@ run over the portal compute the same totals:
 - every contact is a Lead created at the contact's creation time; a person on any deal was
   converted (IsConverted, ConvertedDate, ConvertedContactId) when their first deal was created,
   into a Contact created at that moment, carrying the Lead's fields; the others stay Leads;
+- HubSpot's MQL and SQL lifecycle dates become the custom MQL_Date__c / SQL_Date__c fields
+  (Status says where an open lead stands);
 - HubSpot's original source becomes LeadSource as a picklist label ("PAID_SEARCH" -> "Paid
   Search"), which the offline-source table matches ignoring case, spaces and underscores;
 - deals become Opportunities (StageName is the stage label; IsWon/IsClosed from the stage),
@@ -96,7 +98,13 @@ def _person_fields(person: SyntheticContact) -> dict[str, Any]:
         "GA_Client_Id__c": text(";".join(person.ga_client_ids)), "UTM_Source__c": text(person.utm_source),
         "UTM_Medium__c": text(person.utm_medium), "UTM_Campaign__c": text(person.utm_campaign),
         "GCLID__c": text(person.gclid),
+        "MQL_Date__c": _instant(person.extra.get("hs_lifecyclestage_marketingqualifiedlead_date")),
+        "SQL_Date__c": _instant(person.extra.get("hs_lifecyclestage_salesqualifiedlead_date")),
     }
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def _conversion_times(deals: list[SyntheticDeal]) -> dict[str, datetime]:

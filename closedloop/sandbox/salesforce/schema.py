@@ -17,6 +17,8 @@ STRING_TYPES = frozenset({"id", "string", "picklist", "email", "reference", "tex
 NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
 TOOLING_OBJECTS = frozenset({"CustomField"})
 CUSTOM_TEXT_FIELDS = ("GA_Client_Id__c", "UTM_Source__c", "UTM_Medium__c", "UTM_Campaign__c", "GCLID__c")
+# When the person became a marketing- / sales-qualified lead (the HubSpot lifecycle dates).
+CUSTOM_DATE_FIELDS = ("MQL_Date__c", "SQL_Date__c")
 
 
 def soql_kind(soap_type: str) -> str:
@@ -113,6 +115,7 @@ def _person_fields(*, lead: bool) -> list[FieldDef]:
            _f("Email", "email"), _f("LeadSource", "picklist"),
            _f("OwnerId", "reference", ref="User", rel="Owner")]
     out += [_f(n, "string", custom=True) for n in CUSTOM_TEXT_FIELDS]
+    out += [_f(n, "datetime", custom=True) for n in CUSTOM_DATE_FIELDS]
     if lead:
         out += [_f("Company", "string", nillable=False), _f("Status", "picklist", nillable=False),
                 _f("IsConverted", "boolean", rw=False, nillable=False), _f("ConvertedDate", "date", rw=False),

@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from closedloop.sandbox.salesforce.ids import PREFIXES, IdIssuer, to_18
-from closedloop.sandbox.salesforce.schema import FieldDef, ObjectDef, build_catalog
+from closedloop.sandbox.salesforce.schema import (
+    CUSTOM_DATE_FIELDS,
+    CUSTOM_TEXT_FIELDS,
+    FieldDef,
+    ObjectDef,
+    build_catalog,
+)
 
 if TYPE_CHECKING:
     from closedloop.sandbox.company import Company
@@ -169,8 +175,8 @@ class SalesforceState:
             if account_id is None:
                 account_id = self.insert("Account", {"Name": lead["Company"] or lead["LastName"]}, at=moment)["Id"]
             if contact_id is None:
-                carried = {k: lead[k] for k in ("FirstName", "LastName", "Email", "LeadSource", "GA_Client_Id__c",
-                                                "UTM_Source__c", "UTM_Medium__c", "UTM_Campaign__c", "GCLID__c")}
+                carried = {k: lead[k] for k in ("FirstName", "LastName", "Email", "LeadSource", *CUSTOM_TEXT_FIELDS,
+                                                *CUSTOM_DATE_FIELDS)}
                 if self.multicurrency:
                     carried["CurrencyIsoCode"] = lead["CurrencyIsoCode"]
                 contact_id = self.insert("Contact", {**carried, "AccountId": account_id}, at=moment)["Id"]
