@@ -25,6 +25,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic company; same seed, same company.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     db: Annotated[Path | None, typer.Option(help="SQLite file to keep (default: a temporary file).")] = None,
+    crm: Annotated[str, typer.Option(help="The emulated CRM: hubspot or salesforce.")] = "hubspot",
 ) -> None:
     """Run the whole loop against the built-in sandbox on SQLite and show what it found and wrote."""
     from closedloop.report.roi_table import roi_table
@@ -38,7 +39,7 @@ def demo(
     from closedloop.sandbox.demo import run_demo
 
     with progress_line(not as_json) as say:
-        result = run_demo(contacts=contacts, seed=seed, database=db, now=now(), progress=say)
+        result = run_demo(contacts=contacts, seed=seed, database=db, now=now(), progress=say, crm=crm)
     data = result.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
