@@ -115,7 +115,8 @@ def _audit(
     if ignore is not None:
         (root / "requirements" / "audit-ignore.txt").write_text(ignore, encoding="utf-8")
     fake = tmp_path / "pip-audit"
-    fake.write_text(FAKE_PIP_AUDIT.format(python=sys.executable, mode=mode, deps=repr([dict(d) for d in deps])), encoding="utf-8")
+    script = FAKE_PIP_AUDIT.format(python=sys.executable, mode=mode, deps=repr([dict(d) for d in deps]))
+    fake.write_text(script, encoding="utf-8")
     fake.chmod(0o755)
     proc = subprocess.run(
         [sys.executable, "scripts/audit.py", "--pip-audit", str(fake)], cwd=root, capture_output=True, text=True
