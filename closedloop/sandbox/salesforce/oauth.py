@@ -47,7 +47,7 @@ class OAuth:
     def token(self, request: Request, params: dict[str, str]) -> Response:
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return _refused("invalid_request", "must use Content-Type: application/x-www-form-urlencoded")
-        form = {k: v[0] for k, v in parse_qs(request.body.decode(), keep_blank_values=True).items()}
+        form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         grant = form.get("grant_type")
         if grant == "password":
             refused = self._password(form)
