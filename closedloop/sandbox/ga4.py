@@ -46,6 +46,7 @@ from closedloop.sandbox.ga4_report import (
     metric_text,
     parse_request,
 )
+from closedloop.sandbox.ga4_metadata import metadata_handler
 from closedloop.sandbox.ga4_state import GA4State
 from closedloop.sandbox.server import Request, Response, Router, SandboxServer
 
@@ -118,6 +119,7 @@ class GA4Sandbox:
         self._cache: OrderedDict[tuple[Any, ...], list[Row]] = OrderedDict()
         router = Router()
         router.add("POST", "/v1beta/properties/{propertyId}:runReport", self._run_report)
+        router.add("GET", "/v1beta/properties/{propertyId}/metadata", metadata_handler(self.state))
         self.server = SandboxServer(router, name="ga4", port=port)
 
     @property
@@ -270,7 +272,7 @@ class GA4Sandbox:
         if row_count:  # proto3 JSON leaves zero-valued fields out, as GA4 does
             body["rowCount"] = row_count
         body["metadata"] = {"currencyCode": query.currency_code or self.state.currency_code,
-                            "timeZone": self.state.time_zone}
+                            "timeZone": self.state.time_zone, **self.state.report_metadata}
         if query.return_quota:
             body["propertyQuota"] = quota
         body["kind"] = "analyticsData#runReport"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from closedloop.sandbox.hubspot.associations import Associations
 from closedloop.sandbox.hubspot.batch import Batches
 from closedloop.sandbox.hubspot.errors import correlation_id, error_response
+from closedloop.sandbox.hubspot.oauth import TokenInfo
 from closedloop.sandbox.hubspot.objects import ObjectReads
 from closedloop.sandbox.hubspot.pipelines import Pipelines
 from closedloop.sandbox.hubspot.properties import Properties
@@ -69,8 +70,10 @@ class HubSpotSandbox:
         )
         router = Router()
         search = Search(self.state)
+        self.token_info = TokenInfo(access_token)  # the doctor's scope check; ``grant`` per token
         endpoints = [
-            ObjectReads(self.state).routes(),
+            self.token_info.routes(),
+            ObjectReads(self.state, now).routes(),
             search.routes(),
             Batches(self.state, now).routes(),
             Properties(self.state, now).routes(),
