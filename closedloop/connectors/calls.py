@@ -24,6 +24,7 @@ from closedloop.errors import (
 )
 
 T = TypeVar("T")
+WARNING_EXAMPLES = 3  # examples kept per kind of warning
 Translate = Callable[[BaseException, str], ClosedloopAPIError | None]
 
 
@@ -33,6 +34,8 @@ class ApiCallLog:
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
+        self._warnings: Counter[str] = Counter()
+        self._warning_examples: dict[str, list[str]] = {}
         self._usage: dict[str, Callable[[], dict[str, Any]]] = {}
 
     def report_usage(self, service: str, figures: Callable[[], dict[str, Any]]) -> None:
@@ -45,6 +48,20 @@ class ApiCallLog:
         with self._lock:
             suppliers = dict(self._usage)
         return {service: figures() for service, figures in sorted(suppliers.items())}
+
+    def warn(self, kind: str, example: str) -> None:
+        """Something a service sent that was used, but not as it should be (a naive timestamp,
+        an empty pipelines answer): counted by kind in the run record, the first few kept."""
+        with self._lock:
+            self._warnings[kind] += 1
+            examples = self._warning_examples.setdefault(kind, [])
+            if len(examples) < WARNING_EXAMPLES:
+                examples.append(example[:200])
+
+    def warnings(self) -> tuple[dict[str, int], dict[str, list[str]]]:
+        """(count by kind, a few examples by kind) of every ``warn`` so far."""
+        with self._lock:
+            return dict(sorted(self._warnings.items())), {k: list(v) for k, v in self._warning_examples.items()}
 
     def record(self, service: str, endpoint: str, status: int | str) -> None:
         with self._lock:

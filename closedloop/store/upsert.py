@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from itertools import chain
 from operator import itemgetter
@@ -13,6 +14,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 _CHUNK_ROWS = 10_000
+# Where a value cut to its column's size ends, so a reader sees it was cut.
+TRUNCATION_MARK = "\u2026"
+# ``Session.info`` key of the count of values cut (and key rows left out) by ``fit_to_columns``.
+OVERSIZED = "closedloop.oversized"
 # SQLite before 3.32 allowed 999 variables a statement; staying under it costs nothing here.
 _SQLITE_VARIABLES = 999
 
@@ -30,7 +35,9 @@ def upsert(
         return 0
     # One statement per distinct key: PostgreSQL refuses two rows for one key in one INSERT.
     key_of = itemgetter(*key)
-    unique = list({key_of(r): r for r in rows}.values())
+    unique = fit_to_columns(session, table, list({key_of(r): r for r in rows}.values()), key=key)
+    if not unique:
+        return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     columns = list(unique[0].keys())
@@ -47,6 +54,50 @@ def upsert(
     for start in range(0, len(unique), _CHUNK_ROWS):
         session.execute(stmt, unique[start : start + _CHUNK_ROWS])
     return len(unique)
+
+
+def fit_to_columns(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, key: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The one rule for text longer than its column, the same on SQLite and PostgreSQL.
+
+    PostgreSQL refuses such a value (and with it the batch, and every later run that pulls the
+    record again); SQLite stores it whole.  Here, with the sizes read from the table's metadata:
+    a value of a non-key column is cut to the column's size, its last character replaced by
+    ``TRUNCATION_MARK``; a row whose *key* does not fit is left out, since a cut key could
+    merge two records.  Either is counted in ``session.info[OVERSIZED]`` ("table.column" ->
+    count), which the run record shows as warnings.
+    """
+    sized = _sized_columns(table, rows[0].keys())
+    if not sized:
+        return rows
+    counts: Counter[str] = session.info.setdefault(OVERSIZED, Counter())
+    for name, size in sized:
+        if max((len(v) for v in map(itemgetter(name), rows) if v.__class__ is str), default=0) <= size:
+            continue  # the common case: one pass over the column, nothing to change
+        is_key = name in key
+        kept = []
+        for row in rows:
+            value = row[name]
+            if not isinstance(value, str) or len(value) <= size:
+                kept.append(row)
+                continue
+            counts[f"{table.name}.{name}{' (key: row left out)' if is_key else ''}"] += 1
+            if not is_key:
+                kept.append({**row, name: value[: size - 1] + TRUNCATION_MARK})
+        rows = kept
+        if not rows:
+            return rows
+    return rows
+
+
+def _sized_columns(table: Table, names: Iterable[str]) -> list[tuple[str, int]]:
+    out = []
+    for name in names:
+        length = getattr(table.c[name].type, "length", None)
+        if isinstance(length, int) and length > 0:
+            out.append((name, length))
+    return out
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -11,17 +12,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from closedloop.config.models import Config
 from closedloop.connectors.base import CRMWriter, Source
 from closedloop.connectors.calls import ApiCallLog
-from closedloop.errors import ClosedloopAPIError, RecordError
+from closedloop.errors import ClosedloopAPIError, ClosedloopError, RecordError
 from closedloop.records import Batch
 from closedloop.store.engine import session_scope
 from closedloop.store.ingest import store_batch, store_records
-from closedloop.store.models import SyncRun
+from closedloop.store.models import Deal as DealRow
+from closedloop.store.models import PipelineStage as PipelineStageRow
+from closedloop.store.models import SyncRun, table
+from closedloop.store.upsert import OVERSIZED
 from closedloop.sync.cursors import load_cursor
 from closedloop.sync.derive import RebuildStats, rebuild
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
@@ -30,7 +34,14 @@ from closedloop.sync.overlap import rebuild_and_write_back
 from closedloop.sync.readahead import read_ahead
 from closedloop.sync.writeback import WritebackStats
 
+logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+Warn = Callable[[str, str], None]  # (kind, example): ApiCallLog.warn
+
+
+def no_warn(_kind: str, _example: str) -> None:
+    return None
+
 # Records a stream may fetch ahead of the store: 25 contacts pages (five seconds of searches) ride
 # out another stream's large commit; a GA4 page of 50,000 rows still waits for the one before.
 READ_AHEAD_RECORDS = 5_000
@@ -57,11 +68,18 @@ class RunReport:
     seconds: dict[str, float] = field(default_factory=dict)
     # Each service's own quota figures (Salesforce: daily allocation, first/last usage seen).
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_streams: list[str] = field(default_factory=list)
+    # Things used but not as they should be (naive timestamps, unknown stages, values cut to
+    # their column): count by kind, and a few examples of each.
+    warnings: dict[str, int] = field(default_factory=dict)
+    warning_examples: dict[str, list[str]] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return {
             "pulled": self.pulled,
             "usage": self.usage,
+            "failed_streams": self.failed_streams,
+            "warnings": {"counts": self.warnings, "examples": self.warning_examples},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "rebuild": self.rebuild.as_dict() if self.rebuild else None,
             "writeback": _writeback_dict(self.writeback),
@@ -91,6 +109,7 @@ def pull_stream(
     now: datetime,
     progress: Progress,
     should_stop: ShouldStop = never,
+    warn: Warn = no_warn,
 ) -> Counter[str]:
     with Session(engine) as session:
         cursor = load_cursor(session, stream)
@@ -103,8 +122,10 @@ def pull_stream(
             for records in ahead:
                 with session_scope(engine) as session:
                     totals.update(store_records(session, records))
+                _warn_oversized(session, warn)
             with session_scope(engine) as session:
                 totals.update(store_batch(session, last, now=now))
+            _warn_oversized(session, warn)
             totals["batches"] += 1
             progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
             if should_stop():
@@ -138,6 +159,7 @@ def pull_sources(
     now: datetime,
     progress: Progress,
     should_stop: ShouldStop,
+    warn: Warn = no_warn,
 ) -> None:
     """Every stream side by side, each committing its own batches and cursor.
 
@@ -145,18 +167,31 @@ def pull_sources(
     at about 5 calls a second while its burst window allows more, so deals' batch reads fill the
     window beside the contacts' searches; GA4 costs CPU while HubSpot mostly waits.  Pulling
     them at once makes the pull as long as its slowest stream instead of their sum.
+
+    A stream that fails (after its retries) stops alone: it is named in ``failed_streams`` and
+    the others, and the write-back of what was pulled, go on.
     """
+
+    def fail(stream: str, message: str) -> None:
+        report.failed_streams.append(stream)
+        report.errors.append(f"{stream}: {message}")
 
     def pull_one(source: Source, stream: str) -> None:
         progress(f"pulling {stream}")
         started = time.perf_counter()
         try:
             report.pulled[stream] = dict(
-                pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop)
+                pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop, warn=warn)
             )
         except (ClosedloopAPIError, RecordError) as exc:
             # A record error here is one its connector failed to quarantine: the stream stops, the run goes on.
-            report.errors.append(f"{stream}: {exc}")
+            fail(stream, str(exc))
+        except ClosedloopError:
+            raise  # an interrupt, the store gone: the run's, not the stream's
+        except Exception as exc:
+            # An answer no rule foresaw (or a bug reading it): this stream stops, the rest goes on.
+            logger.exception("stream %s failed", stream)
+            fail(stream, f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
         finally:
             report.seconds[f"pull {stream}"] = time.perf_counter() - started
 
@@ -196,12 +231,13 @@ def run_once(
     try:
         mark = clock()
         if pull:
-            pull_sources(engine, sources, report, now=now, progress=say, should_stop=should_stop)
+            pull_sources(engine, sources, report, now=now, progress=say, should_stop=should_stop, warn=log.warn)
+            _warn_unknown_stages(engine, log.warn)
         if should_stop():
             raise Interrupted("stopped after the pull, before the rebuild")
         report.seconds["pull"], mark = clock() - mark, clock()
         release_free_memory()  # the pull's pages are gone; the rebuild should not stack on them
-        if writer is not None and config.writeback.enabled and not report.errors:
+        if writer is not None and config.writeback.enabled:
             say("rebuilding touchpoints and credits, writing back to the CRM as they are ready")
             both = rebuild_and_write_back(
                 engine, config, writer, now=now, clock=clock, progress=say, should_stop=should_stop
@@ -213,9 +249,7 @@ def run_once(
             say("rebuilding touchpoints and credits")
             report.rebuild = rebuild(engine, config, progress=say, should_stop=should_stop)
             report.seconds["rebuild"] = clock() - mark
-            if writer is not None and config.writeback.enabled:
-                report.errors.append("write-back skipped: the pull did not complete")
-        report.status = "partial" if report.errors else "ok"
+        report.status = _status(report, pulled=pull)
     except Interrupted as exc:
         report.status = "interrupted"
         report.errors.append(str(exc))
@@ -227,9 +261,45 @@ def run_once(
         report.duration_s = clock() - started
         report.api_calls = log.by_endpoint()
         report.usage = log.usage()
+        report.warnings, report.warning_examples = log.warnings()
         _finish(engine, report, now=now)
         release_free_memory()  # `serve` lives on between runs
     return report
+
+
+def _status(report: RunReport, *, pulled: bool) -> str:
+    """ok; partial when something failed (a stream named in the errors); failed when every
+    stream failed, since then nothing of this run's data arrived at all."""
+    if not report.errors:
+        return "ok"
+    if pulled and report.failed_streams and not report.pulled:
+        return "failed"
+    return "partial"
+
+
+def _warn_oversized(session: Session, warn: Warn) -> None:
+    """Values cut to their column (or rows whose key did not fit) while storing, as warnings."""
+    counts = session.info.pop(OVERSIZED, None) or {}
+    for column, n in counts.items():
+        for _ in range(n):
+            warn("value_longer_than_column", column)
+
+
+def _warn_unknown_stages(engine: Engine, warn: Warn) -> None:
+    """Deals whose (pipeline, stage) is not among the pipelines' stages: their milestones and
+    won/lost cannot be read from the stage.  Checked only when some pipeline is known."""
+    deals, stages = table(DealRow), table(PipelineStageRow)
+    with engine.connect() as conn:
+        if conn.execute(select(stages.c.stage_id).limit(1)).first() is None:
+            return
+        known = (stages.c.pipeline_id == deals.c.pipeline) & (stages.c.stage_id == deals.c.stage)
+        rows = conn.execute(
+            select(deals.c.id, deals.c.pipeline, deals.c.stage)
+            .select_from(deals.outerjoin(stages, known))
+            .where(deals.c.stage.is_not(None), stages.c.stage_id.is_(None))
+        ).all()
+    for deal_id, pipeline, stage_id in rows:
+        warn("unknown_deal_stage", f"deal {deal_id}: stage {stage_id!r} is not in pipeline {pipeline!r}")
 
 
 def _finish(engine: Engine, report: RunReport, *, now: datetime) -> None:

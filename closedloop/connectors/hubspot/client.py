@@ -14,6 +14,7 @@ from hubspot import HubSpot
 
 from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
 from closedloop.connectors.hubspot.errors import translate_hubspot_error
+from closedloop.errors import MalformedResponseError
 
 
 class HubSpotClient:
@@ -49,6 +50,7 @@ class HubSpotClient:
         self.contacts_batch = crm.contacts.batch_api
         self.deals_search = crm.deals.search_api
         self.deals_basic = crm.deals.basic_api
+        self.contacts_basic = crm.contacts.basic_api  # the archived listing (deletions)
         self.deals_batch = crm.deals.batch_api
         self.properties = crm.properties.core_api
         self.property_groups = crm.properties.groups_api
@@ -64,6 +66,7 @@ class HubSpotClient:
             self.contacts_batch,
             self.deals_search,
             self.deals_basic,
+            self.contacts_basic,
             self.deals_batch,
             self.properties,
             self.property_groups,
@@ -111,9 +114,35 @@ class HubSpotClient:
         def raw(*a: Any, **kw: Any) -> Any:
             response = fn(*a, _preload_content=False, **kw)
             try:
-                return json.loads(response.data or b"{}"), response.status, dict(response.headers)
+                headers = dict(response.headers)
+                return decode_json_object(response.data, headers, endpoint), response.status, headers
             finally:
                 response.release_conn()
 
         data, status, _headers = self.call(endpoint, raw, *args, **kwargs)
         return data, int(status)
+
+
+def decode_json_object(raw: bytes | None, headers: dict[str, str], endpoint: str) -> dict[str, Any]:
+    """A successful answer's body as a JSON object, or MalformedResponseError (retried by the
+    caller, then the stream's failure): an HTML page, another content type, bytes that are not
+    UTF-8, JSON cut short, or a body that is ``null`` or not an object are not answers."""
+    kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if raw and kind and "json" not in kind.lower():
+        raise MalformedResponseError(
+            f"HubSpot {endpoint} answered with content type {kind.split(';')[0]!r}, not JSON", endpoint=endpoint
+        )
+    try:
+        data = json.loads((raw or b"{}").decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MalformedResponseError(
+            f"HubSpot {endpoint} answered with bytes that are not UTF-8 (at byte {exc.start})", endpoint=endpoint
+        ) from None
+    except ValueError as exc:
+        message = f"HubSpot {endpoint} answered with broken JSON: {exc}"
+        raise MalformedResponseError(message, endpoint=endpoint) from None
+    if not isinstance(data, dict):
+        raise MalformedResponseError(
+            f"HubSpot {endpoint} answered with a JSON {type(data).__name__}, not an object", endpoint=endpoint
+        )
+    return data

@@ -16,6 +16,7 @@ from closedloop.errors import (
     AuthError,
     ClosedloopAPIError,
     FatalAPIError,
+    MalformedResponseError,
     RateLimitedError,
     RetriableAPIError,
 )
@@ -76,6 +77,10 @@ def translate_hubspot_error(exc: BaseException, endpoint: str) -> ClosedloopAPIE
                 policy=body.get("policyName"),
             )
         return cls(message, status=status, endpoint=endpoint)
+    if isinstance(exc, (UnicodeDecodeError, json.JSONDecodeError)):
+        # The SDK's own decoding of an answer (``call_data``) met bytes that are not UTF-8 JSON.
+        return MalformedResponseError(f"HubSpot {endpoint}: the answer is not JSON ({type(exc).__name__})",
+                                      endpoint=endpoint)
     if isinstance(exc, _TRANSPORT):
         return RetriableAPIError(f"HubSpot {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
     return None

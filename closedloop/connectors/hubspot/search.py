@@ -10,12 +10,14 @@ window shares one timestamp (bulk imports do that), that instant is read in id o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
 
 from closedloop.connectors.hubspot.client import HubSpotClient
 from closedloop.connectors.hubspot.parse import epoch_ms, parse_time
+from closedloop.errors import MalformedResponseError, StalledCursorError
 
 SEARCH_RESULT_CAP = 10_000
 
@@ -50,9 +52,11 @@ def search_modified(
         nonlocal since_ms, ids_at_since
         fresh = []
         for obj in objects:
-            stamp = parse_time((obj.get("properties") or {}).get(modified_property)) or parse_time(obj.get("updatedAt"))
+            oid, stamp = _id_and_stamp(obj, modified_property)
+            if oid is None:
+                fresh.append(obj)  # the parser quarantines it, with its reason; the cursor ignores it
+                continue
             ms = epoch_ms(stamp) if stamp else 0
-            oid = str(obj["id"])
             if since_ms is not None and (ms < since_ms or (ms == since_ms and oid in ids_at_since)):
                 continue
             if since_ms is None or ms > since_ms:
@@ -85,6 +89,7 @@ def search_modified(
             if nxt is None:
                 exhausted = True
                 break
+            _check_advanced(endpoint, after, nxt)
             after = nxt
             if int(after) + page_size > SEARCH_RESULT_CAP:
                 break
@@ -124,14 +129,17 @@ def _read_instant_by_id(
                 endpoint, api.do_search_with_http_info, _request(filters, "hs_object_id", props, page_size, after)
             )
             results = list(page.get("results") or [])
-            fresh = [o for o in results if str(o["id"]) not in ids_at_since]
-            ids_at_since.update(str(o["id"]) for o in results)
-            if results:
-                last_id = max(last_id, *(int(o["id"]) for o in results))
+            ids = [_id_and_stamp(o, modified_property)[0] for o in results]
+            fresh = [o for o, oid in zip(results, ids, strict=True) if oid is None or oid not in ids_at_since]
+            ids_at_since.update(oid for oid in ids if oid is not None)
+            numeric = [int(oid) for oid in ids if oid is not None and oid.isdigit()]
+            if numeric:
+                last_id = max(last_id, *numeric)
             yield fresh, state()
             nxt = next_after(page)
             if nxt is None:
                 return
+            _check_advanced(endpoint, after, nxt)
             after = nxt
             if int(after) + page_size > SEARCH_RESULT_CAP:
                 break
@@ -150,7 +158,7 @@ def newest_modified_ms(client: HubSpotClient, object_type: str, *, modified_prop
         ),
     )
     for obj in page.get("results") or []:
-        stamp = parse_time((obj.get("properties") or {}).get(modified_property)) or parse_time(obj.get("updatedAt"))
+        _oid, stamp = _id_and_stamp(obj, modified_property)
         if stamp is not None:
             return epoch_ms(stamp)
     return None
@@ -159,3 +167,32 @@ def newest_modified_ms(client: HubSpotClient, object_type: str, *, modified_prop
 def next_after(page: dict[str, Any]) -> str | None:
     after = ((page.get("paging") or {}).get("next") or {}).get("after")
     return str(after) if after else None
+
+
+def _check_advanced(endpoint: str, sent: str | None, received: str) -> None:
+    """A cursor that comes back as sent would read the same page for ever: stop the stream."""
+    if not received.isdigit():
+        # Search pages by offset; anything else is not a cursor this endpoint gives.
+        message = f"HubSpot {endpoint} sent a paging cursor that is not an offset"
+        raise MalformedResponseError(message, endpoint=endpoint)
+    if received == sent:
+        raise StalledCursorError(
+            f"HubSpot {endpoint} sent back the paging cursor {received!r} it was given; "
+            "the stream stops here instead of reading the same page for ever",
+            endpoint=endpoint,
+        )
+
+
+def _id_and_stamp(obj: Any, modified_property: str) -> tuple[str | None, datetime | None]:
+    """The object's id and modification time, for the cursor; (None, None) for an object the
+    parser will quarantine (not an object, no usable id or time), so the cursor never reads it."""
+    if not isinstance(obj, dict) or isinstance(obj.get("id"), bool) or not isinstance(obj.get("id"), str | int):
+        return None, None
+    props = obj.get("properties")
+    try:
+        stamp = parse_time(props.get(modified_property) if isinstance(props, dict) else None) or parse_time(
+            obj.get("updatedAt")
+        )
+    except (ValueError, OverflowError, OSError):
+        return None, None
+    return str(obj["id"]), stamp

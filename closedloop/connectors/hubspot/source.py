@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
@@ -14,19 +14,24 @@ from closedloop.connectors.hubspot.client import HubSpotClient
 from closedloop.connectors.hubspot.parse import (
     DEAL_PROPERTIES,
     contact_properties_to_fetch,
+    parse_association,
     parse_contact,
     parse_deal,
-    parse_pipelines,
+    parse_pipeline,
     parse_stage_history,
+    parse_time,
 )
 from closedloop.connectors.hubspot.search import newest_modified_ms, next_after, search_modified
-from closedloop.errors import SkippableRecordError
-from closedloop.records import Batch, DealContactLink, QuarantinedRecord
+from closedloop.connectors.hubspot.shape import NO_ID
+from closedloop.errors import SkippableRecordError, StalledCursorError
+from closedloop.records import Batch, DeletedRecord, QuarantinedRecord
 
 HISTORY_BATCH = 50  # reads with propertiesWithHistory take (or list) at most 50 objects
 ASSOCIATION_BATCH = 1000
 LISTING_AFTER = "listing_after"  # in the deals cursor while the first full listing is under way
 CLOCK_MARGIN_MS = 5 * 60 * 1000
+DELETIONS_STREAM = "hubspot.deletions"
+LISTING_PAGE = 100  # the list endpoint's largest page without history
 
 
 class HubSpotSource:
@@ -36,9 +41,10 @@ class HubSpotSource:
         self.client = client
         self.config = config
         self.lifecycle_stages = tuple(lifecycle_stages)
+        self.warn = client.caller.log.warn
 
     def streams(self) -> Sequence[str]:
-        return ("hubspot.pipelines", "hubspot.contacts", "hubspot.deals")
+        return ("hubspot.pipelines", "hubspot.contacts", "hubspot.deals", DELETIONS_STREAM)
 
     def pull(self, stream: str, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
         if stream == "hubspot.pipelines":
@@ -47,14 +53,28 @@ class HubSpotSource:
             yield from self.pull_contacts(cursor)
         elif stream == "hubspot.deals":
             yield from self.pull_deals(cursor)
+        elif stream == DELETIONS_STREAM:
+            yield self.pull_deletions(cursor)
         else:
             raise ValueError(f"unknown stream {stream!r}")
 
     def _pull_pipelines(self) -> Batch:
-        data = self.client.call_data(
+        data = self.client.call_json(
             "GET /crm/v3/pipelines/deals", self.client.pipelines.get_all_with_http_info, "deals"
         )
-        return Batch("hubspot.pipelines", list(parse_pipelines(data.results or [])), cursor={})
+        results = data.get("results")
+        if not isinstance(results, list) or not results:
+            # Every portal has a pipeline: none at all leaves every deal's stage unknown.
+            self.warn("pipelines_empty", f"GET /crm/v3/pipelines/deals answered results={results!r:.40}")
+            results = []
+        records: list[Any] = []
+        quarantined: list[QuarantinedRecord] = []
+        for obj in results:
+            try:
+                records.extend(parse_pipeline(obj))
+            except SkippableRecordError as exc:
+                quarantined.append(_quarantine("hubspot.pipelines", exc, obj))
+        return Batch("hubspot.pipelines", records, {}, quarantined)
 
     def pull_contacts(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         names = self.config.contact_properties
@@ -70,7 +90,7 @@ class HubSpotSource:
             quarantined: list[QuarantinedRecord] = []
             for obj in objects:
                 try:
-                    records.append(parse_contact(obj, names, self.lifecycle_stages))
+                    records.append(parse_contact(obj, names, self.lifecycle_stages, warn=self.warn))
                 except SkippableRecordError as exc:
                     quarantined.append(_quarantine("hubspot.contacts", exc, obj))
             yield Batch("hubspot.contacts", records, next_cursor, quarantined)
@@ -107,10 +127,16 @@ class HubSpotSource:
                 after=after,
                 properties=DEAL_PROPERTIES,
                 properties_with_history=["dealstage"],
-                archived=False,
+                archived="false",  # HubSpot's spelling: the SDK would send Python's "False"
             )
             gathered.extend(page.get("results") or [])
-            after = next_after(page)
+            sent, after = after, next_after(page)
+            if after is not None and after == sent:
+                raise StalledCursorError(
+                    f"HubSpot GET /crm/v3/objects/deals sent back the paging cursor {after!r} it was given; "
+                    "the listing stops here instead of reading the same page for ever",
+                    endpoint="GET /crm/v3/objects/deals",
+                )
             if after is None or len(gathered) + HISTORY_BATCH > ASSOCIATION_BATCH:
                 done = after is None
                 next_cursor = {k: v for k, v in state.items() if k != LISTING_AFTER}
@@ -152,23 +178,68 @@ class HubSpotSource:
         pipelines: dict[str, str | None] = {}
         for obj in objects:
             try:
-                deal = parse_deal(obj)
+                deal = parse_deal(obj, warn=self.warn)
+                history = parse_stage_history(obj, deal.pipeline, warn=self.warn) if history_included else []
             except SkippableRecordError as exc:
                 quarantined.append(_quarantine("hubspot.deals", exc, obj))
                 continue
             records.append(deal)
+            records.extend(history)
             pipelines[deal.crm_id] = deal.pipeline
         ids = list(pipelines)
-        if history_included:
-            for obj in objects:
-                if str(obj["id"]) in pipelines:
-                    records.extend(parse_stage_history(obj, pipelines[str(obj["id"])]))
-        else:
-            records.extend(self.pull_deal_stage_history(ids, pipelines))
-        records.extend(self.pull_deal_contact_links(ids))
+        if not history_included:
+            records.extend(self.pull_deal_stage_history(ids, pipelines, quarantined))
+        records.extend(self.pull_deal_contact_links(ids, quarantined))
         return Batch("hubspot.deals", records, cursor, quarantined)
 
-    def pull_deal_stage_history(self, deal_ids: list[str], pipelines: dict[str, str | None]) -> list[Any]:
+    def pull_deletions(self, cursor: dict[str, Any] | None) -> Batch:
+        """Contacts and deals archived (deleted, in the recycle bin) since the cursor: the store purges them.
+
+        HubSpot's list endpoint with ``archived=true`` is the only place deletions show; it has
+        no time filter, so the whole bin is paged (ids only, 100 a call) and objects archived
+        before the cursor, less a margin for HubSpot's clocks, are skipped.  A first run
+        yields the whole bin: purging an id the store never had removes nothing.  A merged-away
+        contact is not here (it folds onto its survivor through ``hs_merged_object_ids``).
+        """
+        state = dict(cursor or {})
+        records: list[Any] = []
+        for object_type, kind, api in (
+            ("contacts", "contact", self.client.contacts_basic),
+            ("deals", "deal", self.client.deals_basic),
+        ):
+            since = parse_time(state.get(object_type))
+            floor = since - timedelta(milliseconds=CLOCK_MARGIN_MS) if since else None
+            newest = since
+            after: str | None = None
+            while True:
+                page = self.client.call_json(
+                    f"GET /crm/v3/objects/{object_type}?archived=true",
+                    api.get_page_with_http_info,
+                    limit=LISTING_PAGE,
+                    after=after,
+                    properties=["hs_object_id"],
+                    archived="true",
+                )
+                for obj in page.get("results") or []:
+                    if not isinstance(obj, dict) or not obj.get("id"):
+                        continue
+                    try:
+                        at = parse_time(obj.get("archivedAt"))
+                    except ValueError:
+                        at = None
+                    if floor is None or at is None or at >= floor:
+                        records.append(DeletedRecord(kind, str(obj["id"]), deleted_at=at))
+                    if at is not None and (newest is None or at > newest):
+                        newest = at
+                after = next_after(page)
+                if after is None:
+                    break
+            state[object_type] = newest.isoformat() if newest else None
+        return Batch(DELETIONS_STREAM, records, state)
+
+    def pull_deal_stage_history(
+        self, deal_ids: list[str], pipelines: dict[str, str | None], quarantined: list[QuarantinedRecord]
+    ) -> list[Any]:
         events: list[Any] = []
         for start in range(0, len(deal_ids), HISTORY_BATCH):
             chunk = deal_ids[start : start + HISTORY_BATCH]
@@ -183,10 +254,14 @@ class HubSpotSource:
                 request,
             )
             for obj in data.get("results") or []:
-                events.extend(parse_stage_history(obj, pipelines.get(str(obj["id"]))))
+                try:
+                    key = str(obj.get("id")) if isinstance(obj, dict) else NO_ID
+                    events.extend(parse_stage_history(obj, pipelines.get(key), warn=self.warn))
+                except SkippableRecordError as exc:
+                    quarantined.append(_quarantine("hubspot.deal_stage_history", exc, obj))
         return events
 
-    def pull_deal_contact_links(self, deal_ids: list[str]) -> list[Any]:
+    def pull_deal_contact_links(self, deal_ids: list[str], quarantined: list[QuarantinedRecord]) -> list[Any]:
         links: list[Any] = []
         for start in range(0, len(deal_ids), ASSOCIATION_BATCH):
             chunk = deal_ids[start : start + ASSOCIATION_BATCH]
@@ -199,10 +274,10 @@ class HubSpotSource:
                 request,
             )
             for result in data.get("results") or []:
-                deal_id = str(result["from"]["id"])
-                links.extend(
-                    DealContactLink(deal_id=deal_id, contact_id=str(to["toObjectId"])) for to in result.get("to") or []
-                )
+                try:
+                    links.extend(parse_association(result))
+                except SkippableRecordError as exc:
+                    quarantined.append(_quarantine("hubspot.deal_contacts", exc, result))
         # Deals with no contact at all still need their old links cleared by the store.
         return links
 
@@ -212,5 +287,13 @@ def _quarantine(stream: str, exc: SkippableRecordError, obj: Any) -> Quarantined
         stream=stream,
         record_key=exc.record_key,
         reason=str(exc),
-        payload={"id": str(obj["id"]), "properties": dict(obj.get("properties") or {})},
+        payload=_payload(obj),
     )
+
+
+def _payload(obj: Any) -> dict[str, Any]:
+    """What a quarantined object was, whatever its shape (it may have no id, or not be an object)."""
+    if not isinstance(obj, dict):
+        return {"type": type(obj).__name__}
+    props = obj.get("properties")
+    return {"id": str(obj.get("id")), "properties": dict(props) if isinstance(props, dict) else {}}
