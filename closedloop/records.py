@@ -247,3 +247,6 @@ class Batch:
     records: list[Any]
     cursor: dict[str, Any]
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    # Figures the source reports about the batch beside its records (GA4: pages subject to
+    # thresholding, rows lost to "(other)"...); added to the stream's totals in the run record.
+    counts: dict[str, int] = field(default_factory=dict)

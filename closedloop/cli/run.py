@@ -93,17 +93,24 @@ def writeback(
     from rich.table import Table
 
     from closedloop.store.engine import open_store
-    from closedloop.sync.derive import rebuild
     from closedloop.sync.factory import build_connectors
-    from closedloop.sync.writeback import dry_run as plan
+    from closedloop.sync.preview import preview_changes
     from closedloop.sync.writeback import run_writeback
 
     cfg = load(config)
     engine = open_store(cfg.store.url)
     if dry_run:
+        # Computed on a copy where the stored credits come from another config: the store is
+        # left exactly as it was, so a real run afterwards still has every change to make.
         with progress_line(True) as say:
-            rebuild(engine, cfg, progress=say)  # from stored data only, so the preview follows the config
-        changes = plan(engine, cfg)
+            preview = preview_changes(engine, cfg, progress=say)
+        changes = preview.changes
+        if preview.basis == "stale":
+            err.print(
+                f"[yellow]The stored credits come from another config ({preview.stored_fingerprint or 'none'}, "
+                f"this one is {preview.config_fingerprint})[/]: the preview shows what they would write; "
+                "`closedloop run --no-pull` rebuilds with this config first."
+            )
         if not changes:
             console.print("Nothing to write: the CRM already holds every value closedloop owns.")
             return

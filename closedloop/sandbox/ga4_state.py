@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from closedloop.sandbox.company import Company, SyntheticSession, SyntheticSpend
@@ -58,6 +59,10 @@ class GA4State:
         self.zone = ZoneInfo(time_zone)
         self.client_id_dimension = client_id_dimension
         self.currency_code = currency_code
+        # Extra ResponseMetaData every report answers with, to make GA4's warnings happen:
+        # {"subjectToThresholding": True, "dataLossFromOtherRow": True,
+        #  "samplingMetadatas": [{"samplesReadCount": "5000", "samplingSpaceSize": "20000"}]}.
+        self.report_metadata: dict[str, Any] = {}
         self.version = 0
         self.lock = threading.Lock()
         self.sessions = _session_table([], self.zone, client_id_dimension)

@@ -39,6 +39,7 @@ GA4_SPEND_ORIGIN = "ga4"
 def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str]:
     """Upsert the batch's records, quarantine its bad ones, and move the stream's cursor."""
     counts = store_records(session, batch.records)
+    counts.update(batch.counts)
     if batch.quarantined:
         counts["quarantined"] = store_quarantine(session, batch.quarantined, now=now)
     upsert(

@@ -27,7 +27,7 @@ from google.auth.credentials import AnonymousCredentials
 from closedloop.config.models import GA4Config
 from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
 from closedloop.connectors.ga4.errors import translate_ga4_error
-from closedloop.connectors.ga4.rows import install, values
+from closedloop.connectors.ga4.rows import install, metadata_counts, values
 from closedloop.mapping.utm import split_landing_page
 from closedloop.records import AdCostRecord, Batch, QuarantinedRecord, WebSessionRecord
 
@@ -182,7 +182,7 @@ class GA4Source:
                 next_cursor = {"complete_through": min(end, today).isoformat(), "time_zone": zone_name}
             else:
                 next_cursor = dict(cursor or {})
-            yield Batch(stream, records, next_cursor, quarantined)
+            yield Batch(stream, records, next_cursor, quarantined, counts=metadata_counts(response.metadata))
             if done:
                 return
 
