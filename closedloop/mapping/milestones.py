@@ -103,3 +103,22 @@ def lifecycle_dates(
         if milestone is not None and (milestone not in dates or entered_at < dates[milestone]):
             dates[milestone] = entered_at
     return _backfill(dates) if backfill else dates
+
+
+def with_closed_stages(
+    pipelines: Mapping[str, Mapping[str, Milestone]],
+    stages: Iterable[tuple[str, str, bool, bool]],
+) -> dict[str, dict[str, Milestone]]:
+    """The configured stage tables plus the CRM's own word on closed stages.
+
+    ``stages`` are (pipeline id, stage id, is_closed, is_won) as the CRM describes its pipelines
+    (HubSpot's pipeline API).  A stage the CRM marks closed that no table names (a custom
+    pipeline's "partnerclosedwon") becomes closed_won or closed_lost, as a Salesforce org's
+    shared "Closed Won" value already does, so a deal's close is the same milestone either way.
+    """
+    mapper = MilestoneMapper({}, pipelines)
+    out = {pipeline: dict(table) for pipeline, table in pipelines.items()}
+    for pipeline, stage, is_closed, is_won in stages:
+        if is_closed and mapper.deal_stage(pipeline, stage) is None:
+            out.setdefault(pipeline, {})[stage] = "closed_won" if is_won else "closed_lost"
+    return out

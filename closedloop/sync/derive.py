@@ -34,7 +34,7 @@ from closedloop.mapping.conversions import (
 )
 from closedloop.mapping.currency import Rates, deal_amount
 from closedloop.mapping.identity import IdentityGraph, IdentityKey
-from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, milestone_dates
+from closedloop.mapping.milestones import MilestoneMapper, lifecycle_dates, milestone_dates, with_closed_stages
 from closedloop.mapping.primary import order_deal_contacts
 from closedloop.mapping.touchpoints import OfflineSource, contact_touchpoints, session_raw_touch
 from closedloop.records import OfflineTouchRecord, WebSessionRecord
@@ -140,7 +140,7 @@ def _rebuild(
     should_stop: ShouldStop,
 ) -> RebuildStats:
     mapper = ChannelMapper.from_config(config.mapping)
-    milestones = MilestoneMapper.from_config(config.mapping)
+    milestones = _milestones(engine, config)
     stats = RebuildStats(money=DealMoneyStats(rates.reporting))
     direct = frozenset(c.lower() for c in config.attribution.direct_channels)
     touch_table = TouchTable()
@@ -225,6 +225,20 @@ def _rebuild(
         )
     )
     return stats
+
+
+def _milestones(engine: Engine, config: Config) -> MilestoneMapper:
+    """The configured milestones, plus closed stages the CRM's pipeline metadata names."""
+    stmt = select(
+        col(m.PipelineStage.pipeline_id),
+        col(m.PipelineStage.stage_id),
+        col(m.PipelineStage.is_closed),
+        col(m.PipelineStage.is_won),
+    )
+    with Session(engine) as session:
+        stages = [(p, s, bool(closed), bool(won)) for p, s, closed, won in plain_rows(session, stmt)]
+    tables = with_closed_stages(config.mapping.milestones.pipelines, stages)
+    return MilestoneMapper(config.mapping.milestones.lifecycle_stages, tables)
 
 
 def _write_conversions(engine: Engine, conversions: list[ConversionRow]) -> DiffCounts:
