@@ -28,6 +28,7 @@ def demo(
     crm: Annotated[str, typer.Option(help="The emulated CRM: hubspot or salesforce.")] = "hubspot",
 ) -> None:
     """Run the whole loop against the built-in sandbox on SQLite and show what it found and wrote."""
+    from closedloop.report.period import DEFAULT_CURRENCY
     from closedloop.report.roi_table import roi_table
     from closedloop.report.summary import ChannelRow, ChannelSummary
     from closedloop.report.terminal import (
@@ -56,15 +57,17 @@ def demo(
         s["totals"],
     )
     company = data["company"]
+    currency = str(s.get("currency") or data.get("currency") or DEFAULT_CURRENCY)
     console.rule("[bold]closedloop demo")
     console.print(
         f"Synthetic company: {company['contacts']:,} contacts, {company['deals']:,} deals, "
         f"{company['sessions']:,} web sessions. Store: {data['database']}"
     )
-    console.print(channel_table(summary))
-    console.print(revenue_chart(summary))
-    console.print(f"Won revenue {s['won_revenue']:,.0f}; every model credits exactly that much.")
-    console.print(roi_table(result.roi, title=f"ROI by channel under {s['primary_model']} (spend: GA4 ad cost)"))
+    console.print(channel_table(summary, currency=currency))
+    console.print(revenue_chart(summary, currency=currency))
+    console.print(f"Won revenue {s['won_revenue']:,.0f} {currency}; every model credits exactly that much.")
+    console.print(roi_table(result.roi, title=f"ROI by channel under {s['primary_model']} (spend: GA4 ad cost)",
+                            currency=currency))
     console.print(writeback_table(data["first_run"]["writeback"]))
     console.print(api_calls_table(data["first_run"]["api_calls"], title="API calls of the first run"))
     second = data["second_run"]["writeback"] or {}

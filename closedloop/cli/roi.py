@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 from typing import Annotated
 
 import typer
@@ -37,15 +36,22 @@ def roi(
         str | None,
         typer.Option("--since", help="Only spend and conversions on or after this day (YYYY-MM-DD)."),
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only spend and conversions on or before this day (YYYY-MM-DD)."),
+    ] = None,
 ) -> None:
     """Cost per lead, per opportunity, CAC, ROAS, ROI and funnel rates per channel or campaign."""
     from closedloop.attribution.spend import load_spend_files
+    from closedloop.cli.report import check_period, parse_day
+    from closedloop.report.roi_paid import totals_dict
     from closedloop.report.roi_query import compute_roi
     from closedloop.report.roi_table import roi_table
 
     if by not in ("channel", "campaign"):
         raise typer.BadParameter("use 'channel' or 'campaign'", param_hint="--by")
-    since_day = _parse_day(since)
+    since_day, until_day = parse_day(since, "--since"), parse_day(until, "--until")
+    check_period(since_day, until_day)
     cfg = load(config)
     chosen = model or cfg.attribution.primary_model
     if chosen not in cfg.attribution.model_names():
@@ -54,7 +60,7 @@ def roi(
             param_hint="--model",
         )
     files = load_spend_files(cfg.attribution.spend_files)
-    found = compute_roi(cfg, files, chosen, "campaign" if by == "campaign" else "channel", since_day)
+    found = compute_roi(cfg, files, chosen, "campaign" if by == "campaign" else "channel", since_day, until_day)
     result = found.report
     if not found.has_credits and found.models_with_credits:
         err.print(
@@ -67,15 +73,18 @@ def roi(
             "group_by": by,
             "currency": found.currency,
             "since": since_day.isoformat() if since_day else None,
+            "until": until_day.isoformat() if until_day else None,
             "spend_files": {str(f.path): {"origin": f.origin, "rows": len(f.entries), "cost": f.total} for f in files},
             "rows": [r.as_dict() for r in result.rows],
-            "total": result.total.as_dict(),
+            **totals_dict(result),
             "spend_without_credit": result.spend_without_credit,
             "ga4_cost_overridden_by_files": result.ga4_cost_overridden,
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    title = f"ROI by {by} under {chosen}" + (f" since {since_day}" if since_day else "")
+    title = f"ROI by {by} under {chosen}" + (f" since {since_day}" if since_day else "") + (
+        f" until {until_day}" if until_day else ""
+    )
     console.print(roi_table(result, title=title, currency=found.currency))
     console.print(f"Spend files: {found.loaded:,} day rows loaded from {len(files)} file(s).")
     if result.ga4_cost_overridden:
@@ -89,11 +98,3 @@ def roi(
             + " (check the channel names against `closedloop report`)."
         )
 
-
-def _parse_day(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date; write YYYY-MM-DD", param_hint="--since") from None

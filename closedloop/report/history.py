@@ -6,36 +6,34 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
-from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
+from closedloop.report.fit import Col, FitTable
 from closedloop.store.models import QuarantinedRow, SyncRun
 
-_RUN_COLUMNS = (
-    "Run",
-    "Job",
-    "Started (UTC)",
-    "Status",
-    "Seconds",
-    "Pulled",
-    "Touchpoints Δ",
-    "Credits Δ",
-    "Written",
-    "Failed",
-    "API calls",
-    "API usage",
-)
-_LEFT = ("Job", "Status", "Started (UTC)")
+_RUN_COLUMNS = ("Run", "Job", "Started (UTC)", "Status", "Secs", "Pulled", "Touch Δ", "Credit Δ", "Written",
+                "Failed", "Calls", "API usage")
+_LEFT = ("Job", "Status", "Started (UTC)", "API usage")
+_KEYS = ("Run",)
+_RUN_LEGEND = {"Touch Δ": "touchpoints changed", "Credit Δ": "credits changed", "Calls": "API calls"}
 
 
-def runs_table(engine: Engine, *, limit: int) -> Table:
+def runs_rows(engine: Engine, *, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` newest runs as plain dicts (``runs --json``)."""
+    table = runs_table(engine, limit=limit)
+    keys = ("run", "job", "started_at", "status", "seconds", "pulled", "touchpoints_changed", "credits_changed",
+            "written", "failed", "api_calls", "api_usage")
+    return [dict(zip(keys, row, strict=True)) for row in table.rows]
+
+
+def runs_table(engine: Engine, *, limit: int) -> FitTable:
     """The ``limit`` newest runs: duration, records pulled, changes, writes, failures, API calls."""
     with Session(engine) as session:
         rows = session.exec(select(SyncRun).order_by(col(SyncRun.id).desc()).limit(limit)).all()
-    table = Table(title="Recent runs", title_justify="left")
-    for name in _RUN_COLUMNS:
-        table.add_column(name, justify="left" if name in _LEFT else "right")
+    columns = [Col(name, "left" if name in _LEFT else "right", key=name in _KEYS, wrap=name == "API usage")
+               for name in _RUN_COLUMNS]
+    table = FitTable("Recent runs", columns, legend=_RUN_LEGEND)
     for r in rows:
         stats: dict[str, Any] = r.stats or {}
         pulled = sum(v for counts in (stats.get("pulled") or {}).values() for k, v in counts.items() if k != "batches")
@@ -70,7 +68,7 @@ def _usage(usage: dict[str, dict[str, Any]]) -> str:
     return "; ".join(parts) or "-"
 
 
-def quarantine_table(engine: Engine, *, limit: int) -> Table | None:
+def quarantine_table(engine: Engine, *, limit: int) -> FitTable | None:
     """The ``limit`` most recently seen quarantined records, newest first; None when there are none."""
     with Session(engine) as session:
         total = session.exec(select(func.count()).select_from(QuarantinedRow)).one()
@@ -78,10 +76,22 @@ def quarantine_table(engine: Engine, *, limit: int) -> Table | None:
         rows = session.exec(newest_first.limit(limit)).all()
     if not total:
         return None
-    table = Table(title=f"{total:,} quarantined record(s)", title_justify="left")
-    for header in ("Stream", "Record", "Reason", "Seen", "Last seen (UTC)"):
-        table.add_column(header, justify="right" if header == "Seen" else "left")
+    table = FitTable(f"{total:,} quarantined record(s)", [
+        Col("Stream", "left", wrap=True), Col("Record", "left", wrap=True), Col("Reason", "left", wrap=True),
+        Col("Seen"), Col("Last seen (UTC)", "left", wrap=True)])
     for r in rows:
         seen = r.last_seen.strftime("%Y-%m-%d %H:%M")
         table.add_row(r.stream, r.record_key, escape(r.reason), str(r.times_seen), seen)
     return table
+
+
+def quarantine_rows(engine: Engine, *, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most recently seen quarantined records as plain dicts (``quarantine --json``)."""
+    with Session(engine) as session:
+        newest_first = select(QuarantinedRow).order_by(col(QuarantinedRow.last_seen).desc())
+        rows = session.exec(newest_first.limit(limit)).all()
+    return [
+        {"stream": r.stream, "record": r.record_key, "reason": r.reason, "times_seen": r.times_seen,
+         "first_seen": r.first_seen.isoformat(), "last_seen": r.last_seen.isoformat()}
+        for r in rows
+    ]

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
@@ -21,6 +20,7 @@ from closedloop.config.models import Config
 from closedloop.errors import UsageError
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
+from closedloop.report.period import Period, report_currency
 from closedloop.store import models as m
 from closedloop.store.engine import open_store, session_scope
 from closedloop.store.models import table
@@ -42,12 +42,19 @@ class RoiResult:
     has_credits: bool
 
 
-def compute_roi(cfg: Config, files: Sequence[SpendFile], model: str, by: GroupBy, since: date | None) -> RoiResult:
+def compute_roi(
+    cfg: Config,
+    files: Sequence[SpendFile],
+    model: str,
+    by: GroupBy,
+    since: date | None,
+    until: date | None = None,
+) -> RoiResult:
     """Load the spend files into the store, then cost against credited results per channel or campaign.
 
     Raises ``UsageError`` when spend is in several currencies: closedloop does not convert.
     """
-    since_at = datetime.combine(since, time(), ZoneInfo(cfg.timezone)) if since else None
+    period = Period(since, until, cfg.timezone)
     engine = open_store(cfg.store.url)
     with session_scope(engine) as session:
         loaded = replace_file_spend(session, files, currency=cfg.attribution.currency or "")
@@ -56,17 +63,18 @@ def compute_roi(cfg: Config, files: Sequence[SpendFile], model: str, by: GroupBy
             ChannelMapper.from_config(cfg.mapping),
             file_origins=[f.origin for f in files],
             since=since,
+            until=until,
         )
-        credits = read_credits(session, model, since=since_at)
+        credits = read_credits(session, model, since=period.start, until=period.end)
         models = credited_models(session) if not credits else []
-        days = read_days_lead_to_won(session, since=since_at)
+        days = read_days_lead_to_won(session, since=period.start, until=period.end)
     if len(currencies) > 1:
         raise UsageError(
             f"Spend is in several currencies ({', '.join(sorted(currencies))}); closedloop does not convert. "
             "Set attribution.currency to GA4's currency or convert the spend files."
         )
     report = roi_report(spend, credits, days, group_by=by)
-    return RoiResult(report, next(iter(currencies), ""), loaded, models, bool(credits))
+    return RoiResult(report, next(iter(currencies), "") or report_currency(cfg), loaded, models, bool(credits))
 
 
 def replace_file_spend(session: Session, files: Sequence[SpendFile], *, currency: str) -> int:
@@ -102,6 +110,7 @@ def read_spend(
     *,
     file_origins: Collection[str],
     since: date | None = None,
+    until: date | None = None,
 ) -> tuple[list[SpendLine], set[str]]:
     """GA4 cost (channelled by the mapping now) and the configured files' cost, plus currencies.
 
@@ -120,6 +129,8 @@ def read_spend(
     ).where(col(m.Spend.origin).in_(origins))
     if since is not None:
         stmt = stmt.where(col(m.Spend.day) >= since)
+    if until is not None:
+        stmt = stmt.where(col(m.Spend.day) <= until)
     lines: list[SpendLine] = []
     currencies: set[str] = set()
     for origin, day, channel, source, medium, campaign, cost, currency in session.execute(stmt):
@@ -136,7 +147,9 @@ def credited_models(session: Session) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def read_credits(session: Session, model: str, *, since: datetime | None = None) -> list[CreditLine]:
+def read_credits(
+    session: Session, model: str, *, since: datetime | None = None, until: datetime | None = None
+) -> list[CreditLine]:
     """One line per conversion, channel and campaign: touches of one channel are summed."""
     stmt = (
         select(
@@ -153,13 +166,17 @@ def read_credits(session: Session, model: str, *, since: datetime | None = None)
     )
     if since is not None:
         stmt = stmt.where(col(m.Conversion.occurred_at) >= since)
+    if until is not None:  # exclusive: the first instant after the period
+        stmt = stmt.where(col(m.Conversion.occurred_at) < until)
     return [
         CreditLine(conversion_id, kind, channel, campaign or "", float(weight or 0.0), float(revenue or 0.0))
         for conversion_id, kind, channel, campaign, weight, revenue in session.execute(stmt)
     ]
 
 
-def read_days_lead_to_won(session: Session, *, since: datetime | None = None) -> dict[str, float]:
+def read_days_lead_to_won(
+    session: Session, *, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, float]:
     """``deal_won`` conversion id -> days from the lead's creation to the win.
 
     The lead is the earliest-created contact on the deal (merged contacts followed to the one
@@ -191,6 +208,8 @@ def read_days_lead_to_won(session: Session, *, since: datetime | None = None) ->
     )
     if since is not None:
         stmt = stmt.where(col(m.Conversion.occurred_at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(m.Conversion.occurred_at) < until)
     out: dict[str, float] = {}
     for conversion_id, deal_id, won_at in session.execute(stmt):
         leads = [created[c] for c in contacts_of.get(deal_id or "", ()) if c in created]
