@@ -160,9 +160,9 @@ def ga4_checks(config: Config) -> Iterator[Check]:
         if ga4.client_id_dimension not in names:
             custom = sorted(n for n in names if n.startswith(("customUser:", "customEvent:")))
             seen = f" (the property has: {', '.join(custom)})" if custom else " (the property has no custom dimensions)"
-            return Check("ga4 client-id dimension", "fail", f"{ga4.client_id_dimension} is not registered{seen}",
+            return Check("ga4 property access", "fail", f"{ga4.client_id_dimension} is not registered{seen}",
                          "register it in GA4 Admin > Custom definitions, or set ga4.client_id_dimension")
-        return Check("ga4 client-id dimension", "pass",
+        return Check("ga4 property access", "pass",
                      f"property {ga4.property_id} readable; {ga4.client_id_dimension} registered")
 
     yield _api_check("ga4 property access", access)
