@@ -43,7 +43,7 @@ def run(engine: Engine, config: Any, now: datetime) -> RunReport:
 
 @pytest.fixture(scope="module")
 def first_two(loop: tuple[RunningSalesforceSandbox, Engine, Any]) -> tuple[RunReport, RunReport]:
-    sandbox, engine, config = loop
+    _sandbox, engine, config = loop
     now = datetime.fromisoformat("2026-11-02T12:00:00+00:00")
     return run(engine, config, now), run(engine, config, now + timedelta(minutes=5))
 
