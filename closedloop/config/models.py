@@ -213,7 +213,7 @@ class PrivacyConfig(Strict):
         False, description="Keep refused records' raw values in the quarantine (emails included); off by default"
     )
     session_retention_days: int | None = Field(
-        400, ge=1, description="Raw GA4 sessions older than this are deleted on each run; null keeps them"
+        730, ge=1, description="Raw GA4 sessions older than this are deleted on each run; null keeps them"
     )
 
 

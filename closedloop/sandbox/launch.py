@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from closedloop.config.attribution import AttributionConfig
-from closedloop.config.models import Config, GA4Config, HubSpotConfig, StoreConfig
+from closedloop.config.models import Config, GA4Config, HubSpotConfig, PrivacyConfig, StoreConfig
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.ga4 import GA4Sandbox, GA4State
 from closedloop.sandbox.hubspot import HubSpotSandbox, HubSpotState
@@ -37,6 +37,9 @@ class RunningSandbox:
     def config(self, *, store_url: str, **overrides: Any) -> Config:
         """A config pointing every service at this sandbox, comparing the common models."""
         overrides.setdefault("attribution", AttributionConfig(models=DEMO_MODELS))
+        if store_url.startswith("sqlite:///"):  # the email hash key beside the sandbox's store, not in the cwd
+            key_file = store_url.removeprefix("sqlite:///") + ".hash_key"
+            overrides.setdefault("privacy", PrivacyConfig(hash_key_file=key_file))
         return Config(
             store=StoreConfig(url=store_url),
             hubspot=HubSpotConfig(base_url=self.hubspot.url, access_token=SecretStr(SANDBOX_TOKEN)),

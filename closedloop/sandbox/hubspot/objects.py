@@ -7,15 +7,19 @@ lowers the page size limit to 50, as HubSpot does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from closedloop.sandbox.hubspot.errors import not_found, validation_error
 from closedloop.sandbox.hubspot.state import HubSpotState, StoredObject, canonical_object_type
+from closedloop.sandbox.hubspot.values import format_instant
 from closedloop.sandbox.hubspot.wire import (
     BadRequest,
     int_argument,
     next_page,
     object_type_of,
+    read_json,
     render,
 )
 from closedloop.sandbox.server import Handler, Request, Response
@@ -30,14 +34,61 @@ ASSOCIATION_TYPE_NAMES = {
 
 
 class ObjectReads:
-    def __init__(self, state: HubSpotState) -> None:
+    """Reads, and the removals a portal's users make: archive, GDPR delete, merge."""
+
+    def __init__(self, state: HubSpotState, now: Callable[[], datetime] | None = None) -> None:
         self.state = state
+        self.now = now or (lambda: datetime.now(UTC))
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
             ("GET", "/crm/v3/objects/{objectType}", self.list_page),
             ("GET", "/crm/v3/objects/{objectType}/{objectId}", self.get_one),
+            ("DELETE", "/crm/v3/objects/{objectType}/{objectId}", self.archive_one),
+            ("POST", "/crm/v3/objects/{objectType}/batch/archive", self.archive_batch),
+            ("POST", "/crm/v3/objects/contacts/gdpr-delete", self.gdpr_delete),
+            ("POST", "/crm/v3/objects/{objectType}/merge", self.merge),
         ]
+
+    def archive_one(self, request: Request, params: dict[str, str]) -> Response:
+        """204 whether or not the object existed, as HubSpot answers."""
+        self.state.archive(object_type_of(params["objectType"]), params["objectId"], now=self.now())
+        return Response(204, None)
+
+    def archive_batch(self, request: Request, params: dict[str, str]) -> Response:
+        object_type = object_type_of(params["objectType"])
+        inputs = read_json(request).get("inputs")
+        if not isinstance(inputs, list) or not all(isinstance(i, dict) and i.get("id") for i in inputs):
+            raise BadRequest(validation_error("inputs must be a list of {\"id\": ...}"))
+        at = self.now()
+        for item in inputs:
+            self.state.archive(object_type, str(item["id"]), now=at)
+        return Response(204, None)
+
+    def gdpr_delete(self, request: Request, params: dict[str, str]) -> Response:
+        body = read_json(request)
+        object_id = body.get("objectId")
+        if not isinstance(object_id, str) or not object_id:
+            raise BadRequest(validation_error("objectId is required", objectId=[str(object_id)]))
+        id_property = body.get("idProperty")
+        found = self.state.gdpr_delete(object_id, id_property=id_property if isinstance(id_property, str) else None)
+        if not found and id_property != "email":
+            return not_found(f"Object not found. objectId are usually numeric. ({object_id})", id=[object_id])
+        return Response(204, None)
+
+    def merge(self, request: Request, params: dict[str, str]) -> Response:
+        object_type = object_type_of(params["objectType"])
+        body = read_json(request)
+        primary, merged = str(body.get("primaryObjectId") or ""), str(body.get("objectIdToMerge") or "")
+        with self.state.lock:
+            for wanted in (primary, merged):
+                stored = self.state.get(object_type, wanted)
+                if stored is None or stored.archived:
+                    return not_found(f"Object not found. objectId are usually numeric. ({wanted})", id=[wanted])
+            if primary == merged:
+                raise BadRequest(validation_error("cannot merge an object into itself", id=[primary]))
+            survivor = self.state.merge(object_type, primary, merged, now=self.now())
+            return Response(200, render(self.state, object_type, survivor, None, always=False))
 
     def list_page(self, request: Request, params: dict[str, str]) -> Response:
         object_type = object_type_of(params["objectType"])
@@ -123,4 +174,6 @@ class ObjectReads:
                 linked[to_type] = {"results": [{"id": i, "type": kind} for i in ids]}
         if linked:
             out["associations"] = linked
+        if stored.archived and stored.archived_at is not None:
+            out["archivedAt"] = format_instant(stored.archived_at)
         return out

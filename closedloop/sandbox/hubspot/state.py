@@ -57,6 +57,7 @@ class StoredObject:
     properties: dict[str, str | None]
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)  # oldest first
     archived: bool = False
+    archived_at: datetime | None = None
 
 
 class HubSpotState:
@@ -73,6 +74,7 @@ class HubSpotState:
         self._links: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(dict)
         self._unique_index: dict[tuple[str, str], dict[str, str]] = {}
         self._next_id = 1
+        self.gdpr_blocklist: set[str] = set()  # emails of GDPR-deleted contacts (HubSpot blocks them)
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -315,8 +317,79 @@ class HubSpotState:
             self.version += 1
 
     def associated_ids(self, from_type: str, from_id: str, to_type: str) -> list[str]:
+        """Live objects only: an archived or deleted contact is no longer on its deals."""
         with self.lock:
-            return list(self._links.get((from_type, to_type), {}).get(from_id, []))
+            objects = self._objects[to_type]
+            return [
+                i
+                for i in self._links.get((from_type, to_type), {}).get(from_id, [])
+                if i in objects and not objects[i].archived
+            ]
+
+    # ---- deleting, archiving, merging --------------------------------------------------------
+
+    def archive(self, object_type: str, object_id: str, *, now: datetime) -> bool:
+        """DELETE /objects/{type}/{id}: to the recycle bin, listed with ``archived=true``."""
+        with self.lock:
+            stored = self._objects[object_type].get(object_id)
+            if stored is None or stored.archived:
+                return False
+            stored.archived, stored.archived_at = True, now
+            self._touch()
+            return True
+
+    def gdpr_delete(self, object_id: str, *, id_property: str | None = None) -> bool:
+        """Permanent: the contact leaves every listing (archived too) and its email is blocked."""
+        with self.lock:
+            stored = (
+                self.find_unique("contacts", id_property, object_id)
+                if id_property
+                else self._objects["contacts"].get(object_id)
+            )
+            if stored is None:
+                if id_property == "email":
+                    self.gdpr_blocklist.add(object_id.lower())
+                return False
+            email = stored.properties.get("email")
+            if email:
+                self.gdpr_blocklist.add(email.lower())
+            self._remove("contacts", stored.id)
+            return True
+
+    def merge(self, object_type: str, primary_id: str, merged_id: str, *, now: datetime) -> StoredObject:
+        """The merged object folds onto the primary: its links move over, its id joins the
+        primary's ``hs_merged_object_ids``, and it leaves every listing."""
+        with self.lock:
+            objects = self._objects[object_type]
+            primary, merged = objects[primary_id], objects[merged_id]
+            for (from_type, to_type), links in list(self._links.items()):
+                if from_type != object_type or merged_id not in links:
+                    continue
+                for other in list(links[merged_id]):
+                    self._link(object_type, primary_id, to_type, other)
+            ids = [i for i in (primary.properties.get("hs_merged_object_ids") or "").split(";") if i]
+            ids += [i for i in (merged.properties.get("hs_merged_object_ids") or "").split(";") if i]
+            ids.append(merged_id)
+            self._remove(object_type, merged_id)
+            return self.write(
+                object_type,
+                primary_id,
+                {"hs_merged_object_ids": ";".join(dict.fromkeys(ids))},
+                now=now,
+                source_type="CRM_UI",
+            )
+
+    def _remove(self, object_type: str, object_id: str) -> None:
+        del self._objects[object_type][object_id]
+        self._sorted_ids[object_type].remove(int(object_id))
+        for (from_type, to_type), links in self._links.items():
+            if from_type == object_type:
+                links.pop(object_id, None)
+            elif to_type == object_type:
+                for targets in links.values():
+                    if object_id in targets:
+                        targets.remove(object_id)
+        self._touch()
 
     # ---- definitions and pipelines ---------------------------------------------------------
 

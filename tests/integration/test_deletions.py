@@ -1,0 +1,210 @@
+"""Deletions, archives and merges in the CRM reach the store on the next run, through the real SDK.
+
+The sandbox portal is changed over HTTP as a user would (DELETE, batch/archive, merge); the next
+run must purge what hangs off a removed record, change the credited totals by exactly what that
+record carried, and leave no row anywhere that names it.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, String, select
+from sqlmodel import Session, SQLModel
+
+from closedloop.config.models import Config
+from closedloop.connectors.hashing import hash_email
+from closedloop.sandbox.generator import generate_company
+from closedloop.sandbox.launch import SANDBOX_TOKEN, RunningSandbox, start_sandbox
+from closedloop.store import models as m
+from closedloop.store.engine import open_store
+from closedloop.sync.factory import build_connectors
+from closedloop.sync.pipeline import RunReport, run_once
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    sandbox: RunningSandbox
+    engine: Engine
+    config: Config
+
+    def run(self) -> RunReport:
+        connectors = build_connectors(self.config, sleep=lambda _s: None)
+        report = run_once(engine=self.engine, config=self.config, sources=connectors.sources,
+                          writer=connectors.writer, log=connectors.log, now=NOW)
+        assert report.status == "ok", report.errors
+        return report
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> int:
+        request = urllib.request.Request(
+            self.sandbox.hubspot.url + path, method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {SANDBOX_TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    company = generate_company(contacts=150, seed=11, now=NOW)
+    with start_sandbox(company, now=NOW, burst_limit=100_000) as sandbox:
+        url = f"sqlite:///{tmp_path / 'del.db'}"
+        engine = open_store(url)
+        yield World(sandbox, engine, sandbox.config(store_url=url))
+        engine.dispose()
+
+
+def references(engine: Engine, needles: set[str]) -> list[tuple[str, str, str]]:
+    """Every (table, column, value) in the store whose text or JSON names one of ``needles``."""
+    found: list[tuple[str, str, str]] = []
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            columns = list(table.columns)
+            for row in conn.execute(select(*columns)):
+                for column, value in zip(columns, row, strict=True):
+                    if not isinstance(value, str | dict | list):
+                        continue
+                    text = value if isinstance(value, str) else json.dumps(value)
+                    if any(needle in text for needle in needles):
+                        found.append((table.name, column.name, text[:80]))
+    return found
+
+
+def exact_ids(engine: Engine, needle: str) -> list[tuple[str, str]]:
+    """Id-like columns equal to ``needle`` (ids are short digits: substring matches would be noise)."""
+    out: list[tuple[str, str]] = []
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            for column in table.columns:
+                if column.name.endswith("id") or column.name in ("record_key", "object_id", "merged_into"):
+                    if _is_text(column) and conn.execute(
+                            select(column).where(column == needle).limit(1)).first():
+                        out.append((table.name, column.name))
+    return out
+
+
+def _is_text(column: Any) -> bool:
+    kind = column.type
+    return isinstance(kind, String) or isinstance(getattr(kind, "impl", None), String)
+
+
+def credited(engine: Engine, kind: str) -> dict[str, float]:
+    """Credited revenue per model over conversions of one kind."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(m.Credit.model, m.Credit.revenue, m.Conversion.kind)  # type: ignore[call-overload]
+            .join(m.Conversion, m.Conversion.id == m.Credit.conversion_id)
+        ).all()
+    out: dict[str, float] = {}
+    for model, revenue, conversion_kind in rows:
+        if conversion_kind == kind:
+            out[model] = out.get(model, 0.0) + revenue
+    return out
+
+
+def credited_for(engine: Engine, conversion_id: str) -> dict[str, float]:
+    with Session(engine) as session:
+        rows = session.execute(
+            select(m.Credit.model, m.Credit.revenue).where(m.Credit.conversion_id == conversion_id)  # type: ignore[call-overload]
+        ).all()
+    out: dict[str, float] = {}
+    for model, revenue in rows:
+        out[model] = out.get(model, 0.0) + revenue
+    return out
+
+
+def _won_deal_with_credits(engine: Engine, skip: set[str]) -> tuple[str, dict[str, float]]:
+    with Session(engine) as session:
+        ids = session.execute(select(m.Deal.id).where(m.Deal.is_won).order_by(m.Deal.id)).scalars().all()  # type: ignore[arg-type]
+    for deal_id in ids:
+        if deal_id not in skip and (credit := credited_for(engine, f"deal_won:{deal_id}")):
+            return deal_id, credit
+    raise AssertionError("no credited won deal in the sandbox company")
+
+
+def test_an_archived_and_a_batch_archived_deal_leave_the_store_and_the_totals(world: World) -> None:
+    world.run()
+    before = credited(world.engine, "deal_won")
+    first, first_credit = _won_deal_with_credits(world.engine, set())
+    second, second_credit = _won_deal_with_credits(world.engine, {first})
+    assert ("deals", "id") in exact_ids(world.engine, first) and ("conversions", "deal_id") in exact_ids(world.engine, first)
+    assert world.call("DELETE", f"/crm/v3/objects/deals/{first}") == 204
+    assert world.call("POST", "/crm/v3/objects/deals/batch/archive", {"inputs": [{"id": second}]}) == 204
+    report = world.run()
+    assert report.pulled["hubspot.deletions"]["purged.deals"] == 2
+    after = credited(world.engine, "deal_won")
+    assert set(after) == set(before)
+    for model in before:  # every model loses exactly what the two deals carried, nothing else moves
+        assert after[model] == pytest.approx(before[model] - first_credit[model] - second_credit[model])
+    for deal_id in (first, second):
+        assert exact_ids(world.engine, deal_id) == [], deal_id
+    # Nothing is written to the archived deals any more; the others keep their values.
+    assert world.run().writeback.objects_written == 0  # type: ignore[union-attr]
+
+
+def test_an_archived_contact_is_purged_with_everything_that_hangs_off_it(world: World) -> None:
+    world.run()
+    with Session(world.engine) as session:
+        touched = session.execute(
+            select(m.Touchpoint.contact_id).where(m.Touchpoint.is_offline.is_(False)).order_by(m.Touchpoint.contact_id)  # type: ignore[attr-defined]
+        ).scalars().first()
+        assert touched is not None
+        contacts_before = session.execute(select(m.Contact.id)).scalars().all()  # type: ignore[call-overload]
+        created_before = len(session.execute(select(m.Conversion.id).where(m.Conversion.kind == "contact_created")).all())  # type: ignore[call-overload]
+    person = next(c for c in world.sandbox.company.contacts if c.id == touched)
+    needles = {hash_email(person.email), *person.ga_client_ids}
+    assert references(world.engine, needles), "the person must be in the store before the archive"
+    assert world.call("DELETE", f"/crm/v3/objects/contacts/{person.id}") == 204
+    world.run()
+    assert references(world.engine, needles) == []
+    assert exact_ids(world.engine, person.id) == []
+    with Session(world.engine) as session:
+        assert len(session.execute(select(m.Contact.id)).all()) == len(contacts_before) - 1  # type: ignore[call-overload]
+        created_after = len(session.execute(select(m.Conversion.id).where(m.Conversion.kind == "contact_created")).all())  # type: ignore[call-overload]
+    assert created_after == created_before - 1
+
+
+def test_a_merge_folds_the_merged_contact_onto_the_survivor(world: World) -> None:
+    world.run()
+    with Session(world.engine) as session:
+        counts = dict(session.execute(
+            select(m.Touchpoint.contact_id, m.Touchpoint.id).where(m.Touchpoint.is_offline.is_(False))  # type: ignore[attr-defined]
+        ).all())
+        by_contact: dict[str, int] = {}
+        for contact_id in session.execute(select(m.Touchpoint.contact_id).where(m.Touchpoint.is_offline.is_(False))).scalars():  # type: ignore[attr-defined]
+            by_contact[contact_id] = by_contact.get(contact_id, 0) + 1
+    assert counts
+    survivor, merged = sorted(by_contact, key=int)[:2]
+    response = world.call("POST", "/crm/v3/objects/contacts/merge",
+                          {"primaryObjectId": survivor, "objectIdToMerge": merged})
+    assert response == 200
+    world.run()
+    with Session(world.engine) as session:
+        row = session.get(m.Contact, merged)
+        assert row is not None and row.merged_into == survivor
+        left = session.execute(select(m.Touchpoint.id).where(m.Touchpoint.contact_id == merged)).all()  # type: ignore[call-overload]
+        survivor_web = len(session.execute(select(m.Touchpoint.id).where(
+            m.Touchpoint.contact_id == survivor, m.Touchpoint.is_offline.is_(False))).all())  # type: ignore[attr-defined,call-overload]
+    assert left == []
+    assert survivor_web == by_contact[survivor] + by_contact[merged]
+    written = world.sandbox.hubspot.state.get_properties("contacts", survivor)
+    assert written.get("closedloop_touch_count") == str(survivor_web)
+
+
+def test_a_gdpr_deleted_contact_leaves_every_listing_of_the_sandbox(world: World) -> None:
+    person = world.sandbox.company.contacts[0]
+    assert world.call("POST", "/crm/v3/objects/contacts/gdpr-delete",
+                      {"objectId": person.email, "idProperty": "email"}) == 204
+    state = world.sandbox.hubspot.state
+    assert state.get("contacts", person.id) is None
+    assert person.email.lower() in state.gdpr_blocklist
+    assert all(o.id != person.id for o in state.all_objects("contacts"))
