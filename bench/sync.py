@@ -278,9 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="5,000 contacts, 25,000 sessions")
     parser.add_argument("--db", type=Path, default=None, help="SQLite file (default: a temp file)")
+    parser.add_argument("--crm", choices=("hubspot", "salesforce"), default="hubspot")
     args = parser.parse_args(argv)
     if args.quick:
         args.contacts, args.sessions, args.deals = 5_000, 25_000, 1_000
+    if args.crm == "salesforce":
+        from sync_salesforce import main as salesforce_main  # bench/ is the script's directory
+
+        return salesforce_main(args)
 
     child_args = {k: v for k, v in vars(args).items() if k != "db"}
     sandbox = Sandbox(child_args)
