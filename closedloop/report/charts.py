@@ -105,14 +105,14 @@ def month_chart(months: Sequence[str], bars: Sequence[float], lines: dict[str, S
 
 def share_chart(items: Sequence[tuple[str, float | None]], *, label: str) -> str:
     """One 100% bar per figure: the share filled, the rest grey, the percentage at the end."""
-    label_w, bar_h, gap = 300, 16, 8
+    label_w, bar_h, gap = 340, 16, 8
     plot_w = WIDTH - label_w - 70
     body: list[str] = []
     for i, (name, share) in enumerate(items):
         y = i * (bar_h + gap) + 4
         filled = plot_w * min(max(share or 0.0, 0.0), 1.0)
         text = "—" if share is None else f"{share * 100:.0f}%"
-        body.append(f'<text x="0" y="{y + 12}">{escape(_clip(name, 46))}</text>'
+        body.append(f'<text x="0" y="{y + 12}">{escape(_clip(name, 54))}</text>'
                     f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" fill="#e5e7eb"/>'
                     f'<rect x="{label_w}" y="{y}" width="{max(filled, 1.0):.1f}" height="{bar_h}" fill="{PALETTE[1]}">'
                     f"<title>{escape(name)}: {text}</title></rect>"

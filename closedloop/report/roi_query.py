@@ -6,7 +6,6 @@ Everything returned is plain data for ``closedloop.attribution.roi``; no row obj
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,7 +26,6 @@ from closedloop.store.models import table
 from closedloop.store.upsert import upsert
 
 _SECONDS_PER_DAY = 86_400.0
-_MAX_MERGE_HOPS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,43 +177,23 @@ def read_days_lead_to_won(
 ) -> dict[str, float]:
     """``deal_won`` conversion id -> days from the lead's creation to the win.
 
-    The lead is the earliest-created contact on the deal (merged contacts followed to the one
-    they were merged into), as the attribution engine takes it.  Deals whose every contact was
-    created after the win (a contact attached later) have no lead time and are left out.
+    The lead is the deal's primary contact as the rebuild stored it on the conversion
+    (``closedloop.mapping.primary``: the CRM's primary, else the earliest-created), the same
+    person write-back counts days to won from.  Deals whose contact was created after the win
+    (a contact attached later) have no lead time and are left out.
     """
-    merged_into: dict[str, str] = {}
-    created: dict[str, datetime] = {}
-    for contact_id, created_at, target in session.execute(
-        select(col(m.Contact.id), col(m.Contact.created_at), col(m.Contact.merged_into))
-    ):
-        created[contact_id] = created_at
-        if target:
-            merged_into[contact_id] = target
-
-    def canonical(contact_id: str) -> str:
-        for _ in range(_MAX_MERGE_HOPS):
-            target = merged_into.get(contact_id)
-            if target is None or target == contact_id:
-                break
-            contact_id = target
-        return contact_id
-
-    contacts_of: dict[str, set[str]] = defaultdict(set)
-    for deal_id, contact_id in session.execute(select(col(m.DealContact.deal_id), col(m.DealContact.contact_id))):
-        contacts_of[deal_id].add(canonical(contact_id))
-    stmt = select(col(m.Conversion.id), col(m.Conversion.deal_id), col(m.Conversion.occurred_at)).where(
-        col(m.Conversion.kind) == "deal_won"
+    stmt = (
+        select(col(m.Conversion.id), col(m.Conversion.occurred_at), col(m.Contact.created_at))
+        .join(m.Contact, col(m.Contact.id) == col(m.Conversion.contact_id))
+        .where(col(m.Conversion.kind) == "deal_won")
     )
     if since is not None:
         stmt = stmt.where(col(m.Conversion.occurred_at) >= since)
     if until is not None:
         stmt = stmt.where(col(m.Conversion.occurred_at) < until)
     out: dict[str, float] = {}
-    for conversion_id, deal_id, won_at in session.execute(stmt):
-        leads = [created[c] for c in contacts_of.get(deal_id or "", ()) if c in created]
-        if not leads:
-            continue
-        days = (won_at - min(leads)).total_seconds() / _SECONDS_PER_DAY
+    for conversion_id, won_at, lead_created in session.execute(stmt):
+        days = (won_at - lead_created).total_seconds() / _SECONDS_PER_DAY
         if days >= 0:
             out[conversion_id] = days
     return out
