@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -93,10 +93,11 @@ def test_names_are_escaped_in_markup_and_intact_as_text(data: ReportData) -> Non
     assert "<Email & co>" in text and "<Email & co>" not in page
 
 
-def test_without_spend_the_report_says_how_to_get_it(data: ReportData, tmp_path: Path) -> None:
-    url = fill_store(tmp_path / "..")
+def test_without_spend_the_report_says_how_to_get_it(tmp_path: Path) -> None:
+    url = fill_store(tmp_path)
     config = load_config(write_config(tmp_path, url))
-    later = build_report(open_store(url), config, model="first_touch",
-                         period=Period(datetime(2026, 11, 1).date(), None, "UTC"), now=datetime(2026, 12, 1, tzinfo=UTC))
+    november = Period(date(2026, 11, 1), None, "UTC")  # the only cost is on 1 October
+    later = build_report(open_store(url), config, model="first_touch", period=november,
+                         now=datetime(2026, 12, 1, tzinfo=UTC))
     _, text = parse(render_html(later))
     assert "No spend is known for this period" in text
