@@ -31,17 +31,18 @@ from closedloop.records import (
 from closedloop.store import models as m
 from closedloop.store.models import table
 from closedloop.store.purge import purge_contacts, purge_deals, rowcount
+from closedloop.store.redact import redact_payload, redact_reason
 from closedloop.store.upsert import shallow_dict, upsert
 
 GA4_SPEND_ORIGIN = "ga4"
 
 
-def store_batch(session: Session, batch: Batch, *, now: datetime) -> Counter[str]:
+def store_batch(session: Session, batch: Batch, *, now: datetime, quarantine_raw: bool = False) -> Counter[str]:
     """Upsert the batch's records, quarantine its bad ones, and move the stream's cursor."""
     counts = store_records(session, batch.records)
     counts.update(batch.counts)
     if batch.quarantined:
-        counts["quarantined"] = store_quarantine(session, batch.quarantined, now=now)
+        counts["quarantined"] = store_quarantine(session, batch.quarantined, now=now, raw=quarantine_raw)
     upsert(
         session,
         table(m.SyncCursor),
@@ -255,8 +256,16 @@ def store_ad_costs(session: Session, costs: list[AdCostRecord]) -> int:
     )
 
 
-def store_quarantine(session: Session, items: list[QuarantinedRecord], *, now: datetime) -> int:
+def store_quarantine(
+    session: Session, items: list[QuarantinedRecord], *, now: datetime, raw: bool = False
+) -> int:
+    """Upsert the refused records; unless ``raw`` (``privacy.quarantine_raw``), ids, field types
+    and lengths only: no email or other personal value reaches the table (store.redact)."""
     for item in items:
+        payload = item.payload if isinstance(item.payload, dict) else {"value": item.payload}
+        reason = item.reason if raw else redact_reason(item.reason)
+        if not raw:
+            payload = redact_payload(payload)
         existing = session.exec(
             select(m.QuarantinedRow).where(
                 m.QuarantinedRow.stream == item.stream, m.QuarantinedRow.record_key == item.record_key
@@ -267,14 +276,14 @@ def store_quarantine(session: Session, items: list[QuarantinedRecord], *, now: d
                 m.QuarantinedRow(
                     stream=item.stream,
                     record_key=item.record_key,
-                    reason=item.reason,
-                    payload=item.payload if isinstance(item.payload, dict) else {"value": item.payload},
+                    reason=reason,
+                    payload=payload,
                     first_seen=now,
                     last_seen=now,
                 )
             )
         else:
-            existing.reason, existing.last_seen = item.reason, now
+            existing.reason, existing.payload, existing.last_seen = reason, payload, now
             existing.times_seen += 1
     session.flush()
     return len(items)
