@@ -73,6 +73,9 @@ class DealStageEvent:
 class DealContactLink:
     deal_id: str
     contact_id: str
+    # The deal's primary person (HubSpot: the association carries the label named by
+    # ``hubspot.primary_contact_label``); see ``closedloop.mapping.primary``.
+    is_primary: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ def fitted_importance(name: str, batch: TouchBatch, config: AttributionConfig) -
             exact_max_channels=config.shapley.exact_max_channels,
             samples=config.shapley.samples,
             seed=config.shapley.seed,
+            characteristic=config.shapley.characteristic,
         ).values
     raise ValueError(f"{name!r} is not a data-driven model")
 
@@ -165,6 +166,7 @@ def channel_credits(name: str, batch: TouchBatch, config: AttributionConfig) -> 
             exact_max_channels=config.shapley.exact_max_channels,
             samples=config.shapley.samples,
             seed=config.shapley.seed,
+            characteristic=config.shapley.characteristic,
         )
         return ChannelCredits(name, batch.channel_names, shapley.conversions, shapley.value)
     conversions, value = channel_totals(batch, heuristic_touch_weights(name, batch, config))

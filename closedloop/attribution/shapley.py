@@ -12,7 +12,20 @@ every Shapley value is non-negative, and credits are ``total * phi_c / sum(phi)`
   marginal contribution; ``standard_errors`` gives the standard error of each estimate
   (sample standard deviation / sqrt(samples)), so the error is stated, not hidden.
 
-Because ``v`` is a sum of unanimity games, its exact values also equal ``sum over channel sets T
+Non-converting paths.  Under this default game (``characteristic="conversions"``) a path that
+did not convert adds nothing to any ``v(S)``: the non-converting paths handed to the fit are
+ignored, and Shapley splits conversions by how often channels appear in converting paths only.
+A channel present in many paths that rarely convert is therefore not penalised.
+
+``characteristic="conversion_rate"`` (config ``attribution.shapley.characteristic``) uses the
+non-converting paths: ``v(S)`` is the conversions of the paths whose channel set is a subset of
+``S`` over *all* such paths, converting or not (``v`` of a coalition no path fits is 0).  This
+game is not monotone: a channel whose paths convert less often than the coalition it joins has
+a negative marginal contribution there, and a channel's total value may be negative; negative
+values are clipped to 0 before the shares are taken, as for the default.  Both games share the
+enumeration and the sampler below (the sampler evaluates ``v`` along each random order).
+
+Because ``v`` (the default game) is a sum of unanimity games, its exact values also equal ``sum over channel sets T
 containing c of conversions(T) / |T|`` (Harsanyi dividends); the tests use that as an
 independent check of both the enumeration and the sampler.
 """
@@ -21,12 +34,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import factorial
+from typing import Literal
 
 import numpy as np
 
 from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch, share_in_proportion
 
 DEFAULT_EXACT_MAX_CHANNELS = 16
+Characteristic = Literal["conversions", "conversion_rate"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -47,6 +62,7 @@ class ChannelSets:
     membership: np.ndarray  # bool, (sets, channels)
     conversions: FloatArray
     value: FloatArray
+    paths: FloatArray  # every path of the set, converting or not (conversions + nulls)
 
 
 def channel_sets(batch: TouchBatch) -> ChannelSets:
@@ -63,10 +79,23 @@ def channel_sets(batch: TouchBatch) -> ChannelSets:
         value=np.bincount(inverse, weights=batch.value, minlength=unique.shape[0]).astype(
             np.float64
         ),
+        paths=np.bincount(
+            inverse, weights=batch.conversions + batch.nulls, minlength=unique.shape[0]
+        ).astype(np.float64),
     )
 
 
-def exact_shapley(sets: ChannelSets) -> tuple[FloatArray, FloatArray]:
+def _as_rate(game: FloatArray, paths: FloatArray) -> FloatArray:
+    """``game`` (conversions, value per coalition) over the paths of each coalition; 0 where none."""
+    out = np.zeros_like(game)
+    some = paths > 0
+    out[some] = game[some] / paths[some, None]
+    return out
+
+
+def exact_shapley(
+    sets: ChannelSets, characteristic: Characteristic = "conversions"
+) -> tuple[FloatArray, FloatArray]:
     """Exact Shapley values (conversions, value) by enumerating every coalition."""
     channels = sets.membership.shape[1]
     if channels == 0:
@@ -76,12 +105,13 @@ def exact_shapley(sets: ChannelSets) -> tuple[FloatArray, FloatArray]:
     bits = (1 << np.arange(channels, dtype=np.int64))
     masks = sets.membership.astype(np.int64) @ bits
     coalitions = 1 << channels
-    game = np.zeros((coalitions, 2))
-    np.add.at(game, masks, np.column_stack((sets.conversions, sets.value)))
+    game = np.zeros((coalitions, 3))
+    np.add.at(game, masks, np.column_stack((sets.conversions, sets.value, sets.paths)))
     every = np.arange(coalitions, dtype=np.int64)
     for bit in range(channels):  # zeta transform: v(S) = sum over subsets
         has_bit = (every >> bit) & 1 == 1
         game[every[has_bit]] += game[every[has_bit] ^ (1 << bit)]
+    game = _as_rate(game[:, :2], game[:, 2]) if characteristic == "conversion_rate" else game[:, :2]
     sizes = np.zeros(coalitions, dtype=np.int64)
     for bit in range(channels):
         sizes += (every >> bit) & 1
@@ -97,7 +127,7 @@ def exact_shapley(sets: ChannelSets) -> tuple[FloatArray, FloatArray]:
 
 
 def sampled_shapley(
-    sets: ChannelSets, *, samples: int, seed: int
+    sets: ChannelSets, *, samples: int, seed: int, characteristic: Characteristic = "conversions"
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Permutation-sampling estimates (conversions, value) and their standard errors.
 
@@ -118,6 +148,17 @@ def sampled_shapley(
         member_rank = rank[columns]
         last_rank = np.maximum.reduceat(member_rank, starts)
         completer = _channel_of_rank(rank)[last_rank]
+        if characteristic == "conversion_rate":
+            # v after each prefix of the order, as a rate; a channel's marginal is the step it makes.
+            game = np.zeros((channels, 3))
+            np.add.at(game, last_rank, np.column_stack(
+                (sets.conversions[set_index], sets.value[set_index], sets.paths[set_index])))
+            game = np.cumsum(game, axis=0)
+            rate = _as_rate(game[:, :2], game[:, 2])
+            step = np.diff(np.vstack((np.zeros((1, 2)), rate)), axis=0)  # by rank
+            draws[sample] = step[rank, 0]
+            value_sum += step[rank, 1]
+            continue
         draws[sample] = np.bincount(
             completer, weights=sets.conversions[set_index], minlength=channels
         )
@@ -138,15 +179,18 @@ def shapley_attribution(
     exact_max_channels: int = DEFAULT_EXACT_MAX_CHANNELS,
     samples: int = 2000,
     seed: int = 0,
+    characteristic: Characteristic = "conversions",
 ) -> ShapleyResult:
     sets = channel_sets(batch)
     channels = len(batch.channel_names)
     if channels <= exact_max_channels:
-        values, value_values = exact_shapley(sets)
+        values, value_values = exact_shapley(sets, characteristic)
         errors = np.zeros(channels)
         exact = True
     else:
-        values, value_values, errors = sampled_shapley(sets, samples=samples, seed=seed)
+        values, value_values, errors = sampled_shapley(
+            sets, samples=samples, seed=seed, characteristic=characteristic
+        )
         exact = False
     values = np.clip(values, 0.0, None)
     value_values = np.clip(value_values, 0.0, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -61,6 +62,11 @@ class ShapleyConfig(Strict):
         2000, ge=10, le=1_000_000, description="Random permutations beyond exact_max_channels"
     )
     seed: int = 0
+    characteristic: Literal["conversions", "conversion_rate"] = Field(
+        "conversions",
+        description="v(S): conversions of the paths within S (non-converting paths ignored), or "
+        "conversion_rate: those conversions over all paths within S, converting or not",
+    )
 
 
 class AttributionConfig(Strict):

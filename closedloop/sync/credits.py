@@ -19,6 +19,7 @@ from sqlmodel import col
 from closedloop.attribution.engine import attribute_journeys, fit_data_driven
 from closedloop.attribution.journeys import build_journey
 from closedloop.attribution.types import ConversionKind, Journey, Touch
+from closedloop.attribution.windows import window_channels
 from closedloop.config.models import Config
 from closedloop.mapping.conversions import ConversionRow, DealFacts
 from closedloop.store import models as m
@@ -106,15 +107,28 @@ def write_credits(
                 )
 
     def non_converting_paths(kind: ConversionKind) -> list[list[str]]:
-        """Paths that did not convert to ``kind``: what data-driven models learn 'null' from."""
+        """Paths that did not convert to ``kind``: what data-driven models learn 'null' from.
+
+        Each is cut to the lookback window a converting journey of ``kind`` gets: ending at the
+        lost deal's close, or at the contact's last touch where nothing ended it (anonymous
+        visitors' paths were cut so when they were read).
+        """
         if kind == "contact_created":
             return anonymous  # anonymous visitors' paths, in time order
+        lookback = config.attribution.lookback(kind)
         if kind == "deal_created":
             with_deal = {cid for d, _ in deals for cid in d.contact_ids}
-            paths = (touch_table.channels(info.position) for cid, info in contacts.items() if cid not in with_deal)
+            timed = (
+                [(t.at, t.channel) for t in touches_of(cid)] for cid in contacts if cid not in with_deal
+            )
+            paths = (window_channels(touches, end=None, lookback=lookback) for touches in timed)
             return [path for path in paths if path]
         lost = [d for d, won in deals if won is None and d.closed_at is not None]
-        return [[t.channel for t in touches] for touches in map(deal_touches, lost) if touches]
+        cut = (
+            window_channels([(t.at, t.channel) for t in deal_touches(d)], end=d.closed_at, lookback=lookback)
+            for d in lost
+        )
+        return [path for path in cut if path]
 
     counts = DiffCounts()
     models = config.attribution.models

@@ -95,12 +95,17 @@ def _deal_chunk(
     session: Session, deal_ids: list[str], prefix: str, model: str
 ) -> Iterator[tuple[ObjectType, str, dict[str, str]]]:
     conv_ids = [f"deal_won:{d}" for d in deal_ids] + [f"deal_created:{d}" for d in deal_ids]
-    occurred = dict(
-        plain_rows(
-            session,
-            select(col(m.Conversion.id), col(m.Conversion.occurred_at)).where(col(m.Conversion.id).in_(conv_ids)),
-        ).all()
-    )
+    occurred: dict[str, datetime] = {}
+    person: dict[str, str] = {}  # deal id -> its primary contact (mapping.primary), as the rebuild stored it
+    for conv_id, at, deal_id, contact_id in plain_rows(
+        session,
+        select(
+            col(m.Conversion.id), col(m.Conversion.occurred_at), col(m.Conversion.deal_id), col(m.Conversion.contact_id)
+        ).where(col(m.Conversion.id).in_(conv_ids)),
+    ):
+        occurred[conv_id] = at
+        if contact_id is not None:
+            person[deal_id] = contact_id
     split: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     touches: dict[str, set[int]] = defaultdict(set)
     for conv_id, tp_id, channel, weight in plain_rows(
@@ -111,15 +116,14 @@ def _deal_chunk(
     ):
         split[conv_id][channel] += weight
         touches[conv_id].add(tp_id)
-    lead_at: dict[str, datetime] = {}
-    for deal_id, created in plain_rows(
-        session,
-        select(col(m.DealContact.deal_id), col(m.Contact.created_at))
-        .join(m.Contact, col(m.Contact.id) == col(m.DealContact.contact_id))
-        .where(col(m.DealContact.deal_id).in_(deal_ids)),
-    ):
-        if deal_id not in lead_at or created < lead_at[deal_id]:
-            lead_at[deal_id] = created
+    # Days to won count from the deal's primary contact's creation: the one rule ROI uses too.
+    created_at = dict(
+        plain_rows(
+            session,
+            select(col(m.Contact.id), col(m.Contact.created_at)).where(col(m.Contact.id).in_(set(person.values()))),
+        ).all()
+    )
+    lead_at = {deal_id: created_at[cid] for deal_id, cid in person.items() if cid in created_at}
     for deal_id in deal_ids:
         won = f"deal_won:{deal_id}"
         conv = won if won in occurred else f"deal_created:{deal_id}"

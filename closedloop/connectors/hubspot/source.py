@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -273,9 +274,18 @@ class HubSpotSource:
                 "contacts",
                 request,
             )
+            label = self.config.primary_contact_label
             for result in data.get("results") or []:
                 try:
-                    links.extend(parse_association(result))
+                    parsed = parse_association(result)
+                    if label:  # the contacts whose association carries the configured label
+                        marked = {
+                            str(to.get("toObjectId"))
+                            for to in result.get("to") or []
+                            if any(t.get("label") == label for t in to.get("associationTypes") or [])
+                        }
+                        parsed = [replace(link, is_primary=link.contact_id in marked) for link in parsed]
+                    links.extend(parsed)
                 except SkippableRecordError as exc:
                     quarantined.append(_quarantine("hubspot.deal_contacts", exc, result))
         # Deals with no contact at all still need their old links cleared by the store.

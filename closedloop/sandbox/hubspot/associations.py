@@ -74,7 +74,8 @@ class Associations:
                         {
                             "toObjectId": int(to_id),
                             "associationTypes": [
-                                {"category": "HUBSPOT_DEFINED", "typeId": type_id}
+                                {"category": "HUBSPOT_DEFINED", "typeId": type_id},
+                                *_labelled(self.state.association_labels, from_type, from_id, to_id),
                             ],
                         }
                         for to_id in chunk
@@ -113,3 +114,14 @@ class Associations:
         body["numErrors"] = len(errors)
         body["errors"] = errors
         return Response(207, body)
+
+
+# The sandbox's one user-defined deal -> contact association type.
+LABELLED_TYPE_ID = 1001
+
+
+def _labelled(labels: dict[tuple[str, str], str], from_type: str, from_id: str, to_id: str) -> list[dict[str, Any]]:
+    """A user-defined label on a deal -> contact association (HubSpot: category USER_DEFINED)."""
+    key = (from_id, to_id) if from_type == "deals" else (to_id, from_id)
+    label = labels.get(key)
+    return [{"category": "USER_DEFINED", "typeId": LABELLED_TYPE_ID, "label": label}] if label else []

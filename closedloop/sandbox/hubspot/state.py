@@ -74,6 +74,8 @@ class HubSpotState:
         self._links: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(dict)
         self._unique_index: dict[tuple[str, str], dict[str, str]] = {}
         self._next_id = 1
+        # (deal id, contact id) -> the association's user-defined label, served by v4 reads.
+        self.association_labels: dict[tuple[str, str], str] = {}
         self.gdpr_blocklist: set[str] = set()  # emails of GDPR-deleted contacts (HubSpot blocks them)
 
     # ---- loading -------------------------------------------------------------------------
