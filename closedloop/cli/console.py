@@ -6,7 +6,7 @@ printed and mapped to its exit code once, in ``closedloop.cli.errors``, not here
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from closedloop.cli.progress import ProgressSink
     from closedloop.config.models import Config
 
 console = Console()
@@ -25,26 +26,24 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path of the 
 DEFAULT_CONFIG = Path("closedloop.yaml")
 
 
-def load(path: Path) -> Config:
-    """The validated config; a ``ConfigError`` goes up to the error table."""
+def load(path: Path, *, check_files: bool = True) -> Config:
+    """The validated config, every file it names readable; a ``ConfigError`` goes up to the error table."""
     from closedloop.config.loader import load_config
 
-    return load_config(path)
+    return load_config(path, check_files=check_files)
 
 
 @contextmanager
-def progress_line(enabled: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner with the current step; silent when output is JSON or not a terminal."""
+def progress_line(enabled: bool) -> Iterator[ProgressSink]:
+    """Bars with counts, rate and ETA on a terminal; periodic plain lines on stderr otherwise
+    (piped, ``docker exec``, a log file); nothing when ``enabled`` is False (JSON output)."""
     if not enabled:
-        yield lambda _msg: None
+        yield lambda _msg, _step=None: None
         return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from closedloop.cli.progress import bars, log_lines
 
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-        yield lambda msg: progress.update(task, description=msg)
+    with (bars if err.is_terminal else log_lines)(err) as report:
+        yield report
 
 
 def now() -> datetime:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
-from closedloop.cli import app as closedloop_app
+from closedloop.cli.app import app as closedloop_app
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
@@ -125,6 +125,14 @@ def test_totals_hold_together_with_the_store_and_the_sandbox(app: typer.Typer, w
     assert total["leads"] == pytest.approx(contacts, abs=1e-6)
     assert data["model"] == "u_shaped" and data["currency"] == world.company.currency_code
     assert "Events" in data["spend_without_credit"]
+    # ROAS and ROI totals compare paid revenue with paid cost; organic revenue has no cost ratio.
+    paid_rows = [r for r in data["rows"] if r["cost"] is not None]
+    paid = data["paid_total"]
+    assert paid["revenue"] == pytest.approx(sum(r["revenue"] for r in paid_rows))
+    assert paid["cost"] == pytest.approx(total["cost"])
+    assert paid["roas"] == pytest.approx(paid["revenue"] / paid["cost"])
+    assert paid["revenue"] < total["revenue"] and total["roas"] is None and total["roi"] is None
+    assert data["unpaid_revenue"] == pytest.approx(total["revenue"] - paid["revenue"])
     for row in data["rows"]:
         if row["cost"] is None:
             assert row["cac"] is None and row["roi"] is None and row["cost_per_lead"] is None
@@ -177,8 +185,31 @@ def test_since_cuts_spend_and_conversions(app: typer.Typer, world: World) -> Non
 def test_the_table_shows_dashes_not_infinity(app: typer.Typer, world: World) -> None:
     code, out, err = run(app, "-c", str(write_config(world, "c5.yaml", spend_files=[])), "--model", "linear")
     assert code == 0, err
-    assert "ROI by channel under linear" in out and "Total" in out and "—" in out
+    assert "ROI by channel under linear" in out and "Paid total" in out and "All channels" in out and "—" in out
     assert "inf" not in out.lower()
+
+
+def test_campaign_names_show_whole_at_80_columns(app: typer.Typer, world: World) -> None:
+    config = write_config(world, "c9.yaml", spend_files=[])
+    result = CliRunner().invoke(app, ["roi", "-c", str(config), "--by", "campaign"],
+                                env={**TOKEN_ENV, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout
+    campaigns = {item.campaign for item in world.company.spend if item.campaign}
+    shown = [c for c in campaigns if any(c in line for line in lines)]
+    assert shown, campaigns  # short names stand whole on a line; long ones fold, never cut
+
+
+def test_until_cuts_spend_and_conversions(app: typer.Typer, world: World) -> None:
+    config = write_config(world, "c10.yaml", spend_files=[])
+    until = date(2026, 10, 31)
+    data = run_json(app, "-c", str(config), "--until", until.isoformat())
+    ga4 = ga4_cost_by_channel_day(world)
+    assert data["total"]["cost"] == pytest.approx(sum(c for (d, _), c in ga4.items() if d <= until))
+    assert data["until"] == "2026-10-31"
+    code, _, err = run(app, "-c", str(config), "--since", "2026-11-02", "--until", "2026-11-01")
+    assert code == 2 and "before --since" in err
 
 
 def test_bad_spend_files_list_every_problem_and_load_nothing(app: typer.Typer, world: World) -> None:

@@ -1,0 +1,119 @@
+"""Progress of long work: bars with counts, rate and ETA in a terminal; plain, periodic log lines
+otherwise (piped, under ``docker exec``, in a log file), so a long pull is never silent.
+
+A part reports through one callable, ``progress(message, step=None)``: ``message`` says what is
+happening; ``step``, when given, is ``(stream, done, total)`` with ``total`` None while unknown
+(a pull does not know how many records it will get; a write-back knows its plan).  Parts that
+only pass a message like ``"hubspot.contacts: 12,345 records"`` are read as a step too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+Step = tuple[str, int, int | None]
+_COUNT_LINE = re.compile(r"^(?P<stream>[\w.\-]+): (?P<done>[\d,]+) records$")
+LOG_EVERY_S = 10.0
+
+
+class ProgressSink(Protocol):
+    def __call__(self, message: str, step: Step | None = None) -> None: ...
+
+
+def as_step(message: str, step: Step | None) -> Step | None:
+    """The step given, or one read from a ``"<stream>: <n> records"`` message."""
+    if step is not None:
+        return step
+    found = _COUNT_LINE.match(message)
+    return (found["stream"], int(found["done"].replace(",", "")), None) if found else None
+
+
+class RateColumn(ProgressColumn):
+    """Records a second, from rich's moving window of updates."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f}/s" if task.speed else "", style="cyan")
+
+
+class CountColumn(MofNCompleteColumn):
+    """'done/total' when the total is known, else just 'done'."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text(f"{int(task.completed):,}", style="progress.download")
+        return Text(f"{int(task.completed):,}/{int(task.total):,}", style="progress.download")
+
+
+@contextmanager
+def bars(console: Console) -> Iterator[ProgressSink]:
+    """One bar per stream (count, rate, ETA once the total is known) under a line for the step."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24), CountColumn(),
+                  RateColumn(), TimeRemainingColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        status = progress.add_task("starting", total=None)
+        tasks: dict[str, TaskID] = {}
+
+        def report(message: str, step: Step | None = None) -> None:
+            found = as_step(message, step)
+            if found is None:
+                progress.update(status, description=message)
+                return
+            stream, done, total = found
+            if stream not in tasks:
+                tasks[stream] = progress.add_task(stream, total=total)
+            progress.update(tasks[stream], completed=done, total=total)
+
+        yield report
+
+
+@contextmanager
+def log_lines(console: Console, *, every_s: float = LOG_EVERY_S,
+              clock: Callable[[], float] = time.monotonic) -> Iterator[ProgressSink]:
+    """A line when the step changes, and for each stream at most every ``every_s`` seconds."""
+    last_message = ""
+    last_logged: dict[str, float] = {}
+    first_seen: dict[str, tuple[float, int]] = {}
+
+    def report(message: str, step: Step | None = None) -> None:
+        nonlocal last_message
+        found = as_step(message, step)
+        now = clock()
+        if found is None:
+            if message != last_message:
+                console.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False, soft_wrap=True)
+                last_message = message
+            return
+        stream, done, total = found
+        start, base = first_seen.setdefault(stream, (now, done))
+        finished = total is not None and done >= total
+        if not finished and now - last_logged.get(stream, -every_s - 1) < every_s:
+            return
+        last_logged[stream] = now
+        rate = (done - base) / (now - start) if now > start else 0.0
+        line = f"{stream}: {done:,}" + (f"/{total:,}" if total is not None else "") + " records"
+        if rate > 0:
+            line += f", {rate:,.0f}/s"
+            if total is not None and done < total:
+                line += f", about {(total - done) / rate:,.0f}s left"
+        console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False, soft_wrap=True)
+
+    yield report
