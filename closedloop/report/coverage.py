@@ -105,4 +105,12 @@ def coverage_figures(session: Session, model: str, period: Period) -> list[Cover
             money=True,
             note="CRM source fields stood in where no GA4 session matched",
         ),
+        *_run_figures(session),
     ]
+
+
+def _run_figures(session: Session) -> list[CoverageFigure]:
+    """What the last run recorded (not-a-person sessions, deals without amount or rate, GA4 flags)."""
+    from closedloop.report.coverage_run import last_run_stats, run_figures  # it imports this module
+
+    return run_figures(last_run_stats(session))

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from closedloop.config.models import Config
+from closedloop.report.coverage import coverage_figures
+from closedloop.report.period import Period
 from closedloop.sandbox.company import Company, SyntheticDeal
 from closedloop.sandbox.generator import generate_company
 from closedloop.sandbox.launch import RunningSandbox, start_sandbox
@@ -118,3 +120,10 @@ def test_won_revenue_is_credited_in_the_reporting_currency_and_gaps_are_named(wo
     assert money["won_without_rate"] == 1
     assert money["without_rate_examples"] == [f"{cases['no_rate'].id} (JPY on {won_day(cases['no_rate'])})"]
     assert money["converted"] == {"home": 1, "rate": 1}
+    # Every output's coverage figures name what the total leaves out.
+    with Session(world.engine) as session:
+        figures = {f.key: f for f in coverage_figures(session, "u_shaped", Period())}
+    assert (figures["won_deals_without_amount"].part, figures["won_deals_without_amount"].whole) == (1, len(expected))
+    assert figures["won_deals_without_rate"].part == 1
+    assert cases["no_rate"].id in figures["won_deals_without_rate"].note
+    assert figures["sessions_not_a_person"].part == 0
