@@ -80,6 +80,10 @@ COMMANDS: dict[str, Entry] = {
         "closedloop.cli.init",
         "Write a commented config by asking a few questions (or from flags), and the email-hash key.",
     ),
+    "forget": Entry(
+        "closedloop.cli.forget",
+        "Erase one person from the store (--email or --contact-id) and list what was removed per table.",
+    ),
     "doctor": Entry(
         "closedloop.cli.doctor",
         "Check a config against the real services: secrets, scopes, GA4 access, CRM properties, store.",

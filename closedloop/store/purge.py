@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, delete, or_
+from sqlalchemy import ColumnElement, Engine, Table, delete, or_
 from sqlmodel import Session, col, select
 
 from closedloop.store import models as m
@@ -192,3 +193,23 @@ def _chunks(ids: Collection[str]) -> Iterable[list[str]]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), CHUNK):
         yield ordered[start : start + CHUNK]
+
+
+def forget_person(engine: Engine, *, email_hash: str | None = None, contact_ids: Iterable[str] = ()) -> ForgetResult:
+    """``closedloop forget``: the contacts matching the email hash or ids, purged in one transaction."""
+    with Session(engine) as session, session.begin():
+        ids = set(contact_ids)
+        if email_hash:
+            ids.update(contacts_by_email_hash(session, email_hash))
+        known = set(session.exec(select(col(m.Contact.id)).where(col(m.Contact.id).in_(sorted(ids)))).all())
+        removed = purge_contacts(session, ids)
+        if email_hash:  # an identity row whose contact is already gone still names the person
+            same = col(m.ContactIdentity.value) == email_hash
+            removed["contact_identities"] += _delete(session, m.ContactIdentity, same)
+    return ForgetResult(contact_ids=sorted(known), removed=dict(sorted((+removed).items())))
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetResult:
+    contact_ids: list[str]  # the contacts found (the merged-in ones are counted in ``removed``)
+    removed: dict[str, int]  # rows deleted per table

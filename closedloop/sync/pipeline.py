@@ -32,6 +32,7 @@ from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.memory import limit_malloc_arenas, release_free_memory
 from closedloop.sync.overlap import rebuild_and_write_back
 from closedloop.sync.readahead import read_ahead
+from closedloop.sync.retention import expire_sessions
 from closedloop.sync.writeback import WritebackStats
 
 logger = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ def run_once(
         if pull:
             pull_sources(engine, sources, report, now=now, progress=say, should_stop=should_stop, warn=log.warn)
             _warn_unknown_stages(engine, log.warn)
+        expire_sessions(engine, config, now=now)  # privacy.session_retention_days
         if should_stop():
             raise Interrupted("stopped after the pull, before the rebuild")
         report.seconds["pull"], mark = clock() - mark, clock()
