@@ -28,12 +28,14 @@ def demo(
     crm: Annotated[str, typer.Option(help="The emulated CRM: hubspot or salesforce.")] = "hubspot",
 ) -> None:
     """Run the whole loop against the built-in sandbox on SQLite and show what it found and wrote."""
+    from closedloop.report.coverage import store_coverage
     from closedloop.report.period import DEFAULT_CURRENCY
     from closedloop.report.roi_table import roi_table
     from closedloop.report.summary import ChannelRow, ChannelSummary
     from closedloop.report.terminal import (
         api_calls_table,
         channel_table,
+        coverage_table,
         revenue_chart,
         writeback_table,
     )
@@ -42,6 +44,8 @@ def demo(
     with progress_line(not as_json) as say:
         result = run_demo(contacts=contacts, seed=seed, database=db, now=now(), progress=say, crm=crm)
     data = result.as_dict()
+    coverage = store_coverage(f"sqlite:///{data['database']}", data["summary"]["primary_model"])
+    data.setdefault("coverage", [f.as_dict() for f in coverage])
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
@@ -68,6 +72,7 @@ def demo(
     console.print(f"Won revenue {s['won_revenue']:,.0f} {currency}; every model credits exactly that much.")
     console.print(roi_table(result.roi, title=f"ROI by channel under {s['primary_model']} (spend: GA4 ad cost)",
                             currency=currency))
+    console.print(coverage_table(coverage, currency=currency))
     console.print(writeback_table(data["first_run"]["writeback"]))
     console.print(api_calls_table(data["first_run"]["api_calls"], title="API calls of the first run"))
     second = data["second_run"]["writeback"] or {}

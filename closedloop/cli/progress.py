@@ -28,10 +28,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.text import Text
 
 Step = tuple[str, int, int | None]
-_COUNT_LINE = re.compile(r"^(?P<stream>[\w.\-]+): (?P<done>[\d,]+) records$")
+# "<stream>: 12,345 records", perhaps after a prefix ("[first run] "): the prefix is part of the name.
+_COUNT_LINE = re.compile(r"^(?P<stream>.*?[\w.\-]+): (?P<done>[\d,]+) records$")
 LOG_EVERY_S = 10.0
 
 
@@ -75,11 +77,11 @@ def bars(console: Console) -> Iterator[ProgressSink]:
         def report(message: str, step: Step | None = None) -> None:
             found = as_step(message, step)
             if found is None:
-                progress.update(status, description=message)
+                progress.update(status, description=escape(message))
                 return
             stream, done, total = found
             if stream not in tasks:
-                tasks[stream] = progress.add_task(stream, total=total)
+                tasks[stream] = progress.add_task(escape(stream), total=total)
             progress.update(tasks[stream], completed=done, total=total)
 
         yield report
@@ -99,7 +101,7 @@ def log_lines(console: Console, *, every_s: float = LOG_EVERY_S,
         now = clock()
         if found is None:
             if message != last_message:
-                console.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False, soft_wrap=True)
+                console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=False, highlight=False, soft_wrap=True)
                 last_message = message
             return
         stream, done, total = found
@@ -114,6 +116,6 @@ def log_lines(console: Console, *, every_s: float = LOG_EVERY_S,
             line += f", {rate:,.0f}/s"
             if total is not None and done < total:
                 line += f", about {(total - done) / rate:,.0f}s left"
-        console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False, soft_wrap=True)
+        console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False, soft_wrap=True)
 
     yield report

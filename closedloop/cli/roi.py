@@ -47,6 +47,7 @@ def roi(
     from closedloop.report.roi_paid import totals_dict
     from closedloop.report.roi_query import compute_roi
     from closedloop.report.roi_table import roi_table
+    from closedloop.report.terminal import coverage_table
 
     if by not in ("channel", "campaign"):
         raise typer.BadParameter("use 'channel' or 'campaign'", param_hint="--by")
@@ -77,6 +78,7 @@ def roi(
             "spend_files": {str(f.path): {"origin": f.origin, "rows": len(f.entries), "cost": f.total} for f in files},
             "rows": [r.as_dict() for r in result.rows],
             **totals_dict(result),
+            "coverage": [f.as_dict() for f in found.coverage],
             "spend_without_credit": result.spend_without_credit,
             "ga4_cost_overridden_by_files": result.ga4_cost_overridden,
         }
@@ -86,6 +88,7 @@ def roi(
         f" until {until_day}" if until_day else ""
     )
     console.print(roi_table(result, title=title, currency=found.currency))
+    console.print(coverage_table(found.coverage, currency=found.currency))
     console.print(f"Spend files: {found.loaded:,} day rows loaded from {len(files)} file(s).")
     if result.ga4_cost_overridden:
         console.print(

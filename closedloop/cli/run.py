@@ -88,10 +88,10 @@ def writeback(
     config: ConfigOption = DEFAULT_CONFIG,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be written; write nothing.")] = False,
     limit: Annotated[int, typer.Option(help="Rows to print in a dry run.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Write closedloop's properties to the CRM (only changed values), or preview them with --dry-run."""
-    from rich.table import Table
-
+    from closedloop.report.fit import Col, FitTable
     from closedloop.store.engine import open_store
     from closedloop.sync.factory import build_connectors
     from closedloop.sync.preview import preview_changes
@@ -102,7 +102,7 @@ def writeback(
     if dry_run:
         # Computed on a copy where the stored credits come from another config: the store is
         # left exactly as it was, so a real run afterwards still has every change to make.
-        with progress_line(True) as say:
+        with progress_line(not as_json) as say:
             preview = preview_changes(engine, cfg, progress=say)
         changes = preview.changes
         if preview.basis == "stale":
@@ -111,12 +111,17 @@ def writeback(
                 f"this one is {preview.config_fingerprint})[/]: the preview shows what they would write; "
                 "`closedloop run --no-pull` rebuilds with this config first."
             )
+        if as_json:
+            rows = [{"object_type": c.object_type, "object_id": c.object_id, "property": c.property,
+                     "old": c.old, "new": c.new} for c in changes[:limit]]
+            payload = {"basis": preview.basis, "changes": len(changes), "shown": rows}
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
         if not changes:
             console.print("Nothing to write: the CRM already holds every value closedloop owns.")
             return
-        table = Table(title=f"{len(changes):,} property values would be written", title_justify="left")
-        for col in ("Object", "Property", "Old", "New"):
-            table.add_column(col)
+        table = FitTable(f"{len(changes):,} property values would be written",
+                         [Col(name, "left", wrap=True) for name in ("Object", "Property", "Old", "New")])
         for c in changes[:limit]:
             table.add_row(f"{c.object_type}/{c.object_id}", c.property, "" if c.old is None else c.old, c.new)
         console.print(table)
@@ -128,6 +133,10 @@ def writeback(
         err.print("No CRM is configured to write to.")
         raise typer.Exit(2)
     stats = run_writeback(engine, cfg, connectors.writer, now=now())
+    if as_json:
+        fields = ("objects_written", "properties_written", "records_failed", "records_given_up", "by_property")
+        sys.stdout.write(json.dumps({k: getattr(stats, k) for k in fields}, indent=2, default=str) + "\n")
+        return
     console.print(
         f"Wrote {stats.properties_written:,} values on {stats.objects_written:,} objects; "
         f"{stats.records_failed:,} failed."

@@ -114,3 +114,11 @@ def _run_figures(session: Session) -> list[CoverageFigure]:
     from closedloop.report.coverage_run import last_run_stats, run_figures  # it imports this module
 
     return run_figures(last_run_stats(session))
+
+
+def store_coverage(url: str, model: str, period: Period | None = None) -> list[CoverageFigure]:
+    """The figures for the store at ``url`` (the demo's and a run's summary line)."""
+    from closedloop.store.engine import make_engine
+
+    with Session(make_engine(url)) as session:
+        return coverage_figures(session, model, period or Period())

@@ -7,7 +7,7 @@ Everything returned is plain data for ``closedloop.attribution.roi``; no row obj
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, select
@@ -19,6 +19,7 @@ from closedloop.config.models import Config
 from closedloop.errors import UsageError
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
+from closedloop.report.coverage import CoverageFigure, coverage_figures
 from closedloop.report.period import Period, report_currency
 from closedloop.store import models as m
 from closedloop.store.engine import open_store, session_scope
@@ -38,6 +39,7 @@ class RoiResult:
     loaded: int
     models_with_credits: list[str]
     has_credits: bool
+    coverage: list[CoverageFigure] = field(default_factory=list)
 
 
 def compute_roi(
@@ -66,13 +68,15 @@ def compute_roi(
         credits = read_credits(session, model, since=period.start, until=period.end)
         models = credited_models(session) if not credits else []
         days = read_days_lead_to_won(session, since=period.start, until=period.end)
+        coverage = coverage_figures(session, model, period)
     if len(currencies) > 1:
         raise UsageError(
             f"Spend is in several currencies ({', '.join(sorted(currencies))}); closedloop does not convert. "
             "Set attribution.currency to GA4's currency or convert the spend files."
         )
     report = roi_report(spend, credits, days, group_by=by)
-    return RoiResult(report, next(iter(currencies), "") or report_currency(cfg), loaded, models, bool(credits))
+    currency = next(iter(currencies), "") or report_currency(cfg)
+    return RoiResult(report, currency, loaded, models, bool(credits), coverage)
 
 
 def replace_file_spend(session: Session, files: Sequence[SpendFile], *, currency: str) -> int:

@@ -29,6 +29,7 @@ def lines(console: Console) -> list[str]:
 
 def test_a_count_message_is_read_as_a_step() -> None:
     assert as_step("hubspot.contacts: 12,345 records", None) == ("hubspot.contacts", 12_345, None)
+    assert as_step("[first run] ga4.sessions: 7 records", None) == ("[first run] ga4.sessions", 7, None)
     assert as_step("pulling hubspot.contacts", None) is None
     assert as_step("anything", ("writeback.contacts", 5, 10)) == ("writeback.contacts", 5, 10)
 
@@ -36,8 +37,8 @@ def test_a_count_message_is_read_as_a_step() -> None:
 def test_log_lines_say_each_step_once_and_counts_every_period_with_rate_and_eta() -> None:
     console, clock = plain(), Clock()
     with log_lines(console, every_s=10, clock=clock) as report:
-        report("pulling hubspot.contacts")
-        report("pulling hubspot.contacts")  # same step: not repeated
+        report("[first run] pulling hubspot.contacts")
+        report("[first run] pulling hubspot.contacts")  # same step: not repeated
         report("hubspot.contacts: 100 records")  # first count: logged
         for done in range(200, 1100, 100):
             clock.now += 1
@@ -49,7 +50,7 @@ def test_log_lines_say_each_step_once_and_counts_every_period_with_rate_and_eta(
         report("writing back", ("writeback", 1_500, 2_000))
         report("writing back", ("writeback", 2_000, 2_000))  # the end of a known total is always said
     assert lines(console) == [
-        "pulling hubspot.contacts",
+        "[first run] pulling hubspot.contacts",  # brackets are text, not markup
         "hubspot.contacts: 100 records",
         "hubspot.contacts: 1,100 records, 100/s",
         "writeback: 500/2,000 records",
