@@ -3,7 +3,7 @@
 A refused record is often refused *because* of a value (a malformed date, an overlong field),
 and its other properties hold the person's email, name and client ids.  Unless the config opts
 in (``privacy.quarantine_raw``), the quarantine keeps the record's ids and, per field, only its
-type and length; the reason loses anything that looks like an email address.
+type and length; the reason loses its quoted values and anything that looks like an address.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ ID_KEYS = {"id", "Id", "objectId", "hs_object_id", "record_key", "crm_id"}
 ID_MAX = 64  # an id is short; anything longer under an id key is not kept
 
 
+QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
 def redact_reason(reason: str) -> str:
+    """The reason with every quoted value (parsers quote the offending value with ``!r``) and
+    every address replaced by its kind and length: ``'last tuesday'`` -> ``<text, 12 chars>``."""
+    reason = QUOTED.sub(lambda found: f"<text, {len(found.group(0)) - 2} chars>", reason)
     return EMAIL.sub("<email>", reason)
 
 

@@ -86,8 +86,9 @@ def exact_ids(engine: Engine, needle: str) -> list[tuple[str, str]]:
         for table in SQLModel.metadata.sorted_tables:
             for column in table.columns:
                 id_like = column.name.endswith("id") or column.name in ("record_key", "object_id", "merged_into")
-                hit = id_like and _is_text(column) and conn.execute(select(column).where(column == needle).limit(1)).first()
-                if hit:
+                if id_like and _is_text(column) and conn.execute(
+                    select(column).where(column == needle).limit(1)
+                ).first():
                     out.append((table.name, column.name))
     return out
 
