@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 
 from closedloop.config.attribution import AttributionConfig
-from closedloop.config.base import Strict
+from closedloop.config.base import ServiceUrl, StoreUrl, Strict
 from closedloop.config.mapping import MappingConfig
 from closedloop.config.schedule import ScheduleConfig
 
@@ -21,7 +21,7 @@ HubSpotTier = Literal["free", "starter", "professional", "enterprise", "capacity
 
 
 class StoreConfig(Strict):
-    url: str = Field(
+    url: StoreUrl = Field(
         "sqlite:///closedloop.db",
         description="SQLAlchemy URL: sqlite:///file.db or postgresql://user@host/db",
     )
@@ -48,7 +48,7 @@ class HubSpotContactProperties(Strict):
 
 
 class HubSpotConfig(Strict):
-    base_url: str = "https://api.hubapi.com"
+    base_url: ServiceUrl = "https://api.hubapi.com"
     access_token: SecretStr | None = Field(None, description="Private-app token; write ${HUBSPOT_TOKEN}")
     access_token_file: str | None = Field(None, description="Path of a file holding the token")
     tier: HubSpotTier = "starter"
@@ -106,7 +106,9 @@ class SalesforceConfig(Strict):
     Secrets follow the HubSpot section's rule: ``${ENV}`` or a ``*_file`` path, never literal.
     """
 
-    login_url: str = Field("https://login.salesforce.com", description="OAuth host (My Domain or test.salesforce.com)")
+    login_url: ServiceUrl = Field(
+        "https://login.salesforce.com", description="OAuth host (My Domain or test.salesforce.com)"
+    )
     auth: Literal["jwt", "password", "session"] = Field(
         "jwt", description="jwt: connected app + private key; password: password + security token; session: ready id"
     )
@@ -121,7 +123,7 @@ class SalesforceConfig(Strict):
     security_token_file: str | None = None
     access_token: SecretStr | None = Field(None, description="A ready session id (auth: session); ${SF_SESSION}")
     access_token_file: str | None = None
-    instance_url: str | None = Field(None, description="https://yourorg.my.salesforce.com (auth: session)")
+    instance_url: ServiceUrl | None = Field(None, description="https://yourorg.my.salesforce.com (auth: session)")
     ca_file: str | None = Field(None, description="PEM bundle to trust instead of the system's (a private CA)")
     api_version: str = Field("59.0", pattern=r"^\d{2}\.\d$")
     fields: SalesforceFields = SalesforceFields()
@@ -170,7 +172,7 @@ class SalesforceConfig(Strict):
 
 class GA4Config(Strict):
     property_id: str = Field(..., pattern=r"^\d+$")
-    base_url: str = "https://analyticsdata.googleapis.com"
+    base_url: ServiceUrl = "https://analyticsdata.googleapis.com"
     credentials_file: str | None = Field(
         None, description="Service-account JSON; unset means anonymous (the sandbox only)"
     )
@@ -195,7 +197,9 @@ class WritebackConfig(Strict):
     group_name: str = "closedloop"
     group_label: str = "closedloop attribution"
     property_prefix: str = Field("closedloop_", pattern=r"^[a-z][a-z0-9_]*$")
-    batch_size: int = Field(100, ge=1, le=100)
+    batch_size: int = Field(
+        100, ge=1, le=200, description="Records per write call: at most 100 for HubSpot; Salesforce: 200, its default"
+    )
     max_attempts: int = Field(5, ge=1, description="Failed records are retried on later runs this often")
     parallel_requests: int = Field(
         2, ge=1, le=8, description="Batch calls in flight at once; the rate limiter still sets the pace"
@@ -253,4 +257,10 @@ class Config(Strict):
             raise ValueError("crm is hubspot but the hubspot: section is missing")
         if self.crm == "salesforce" and self.salesforce is None:
             raise ValueError("crm is salesforce but the salesforce: section is missing")
+        # A batch call's maximum is the CRM's: HubSpot's batch/update 100, sObject Collections 200.
+        if self.crm == "hubspot" and self.writeback.batch_size > 100:
+            raise ValueError("writeback.batch_size is at most 100 for HubSpot (its batch/update limit)")
+        if self.crm == "salesforce" and "batch_size" not in self.writeback.model_fields_set:
+            # The models are frozen; this is the one default that depends on another section.
+            object.__setattr__(self, "writeback", self.writeback.model_copy(update={"batch_size": 200}))
         return self
