@@ -29,7 +29,9 @@ def run(
     ] = False,
 ) -> None:
     """One real run: pull since the cursors, rebuild, write back what changed, record the run."""
-    from closedloop.report.terminal import api_calls_table, writeback_table
+    from closedloop.report.coverage import store_coverage
+    from closedloop.report.period import report_currency
+    from closedloop.report.terminal import api_calls_table, coverage_table, writeback_table
     from closedloop.store.engine import open_store
     from closedloop.sync.factory import build_connectors
     from closedloop.sync.pipeline import run_once
@@ -48,6 +50,7 @@ def run(
             progress=say,
             pull=not no_pull,
         )
+    coverage = store_coverage(cfg.store.url, cfg.attribution.primary_model)
     if as_json:
         sys.stdout.write(
             json.dumps(
@@ -57,6 +60,7 @@ def run(
                     "errors": report.errors,
                     **report.stats(),
                     "api_calls": report.api_calls,
+                    "coverage": [f.as_dict() for f in coverage],
                 },
                 indent=2,
                 default=str,
@@ -77,6 +81,7 @@ def run(
                 err.print(f"  {escape(example)}")
         console.print(writeback_table(stats["writeback"]))
         console.print(api_calls_table(report.api_calls))
+        console.print(coverage_table(coverage, currency=report_currency(cfg)))
         for error in report.errors:
             err.print(f"[red]error:[/] {error}")
     if report.status != "ok":
