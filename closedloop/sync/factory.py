@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from closedloop.config.hashkey import resolve_hash_key
 from closedloop.config.loader import read_secret
@@ -51,13 +52,19 @@ def build_connectors(
             sleep=sleep,
         )
         stages = list(config.mapping.milestones.lifecycle_stages)
-        out.sources.append(HubSpotSource(client, hs, lifecycle_stages=stages))
+        hours = config.privacy.reconcile_hours
+        reconcile = None if hours is None else timedelta(hours=hours)
+        out.sources.append(HubSpotSource(client, hs, lifecycle_stages=stages, reconcile_every=reconcile))
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)
     if config.crm == "salesforce" and config.salesforce is not None:
         from closedloop.connectors.salesforce.build import build_salesforce
 
         parts = build_salesforce(
-            config.salesforce, log=out.log, property_prefix=config.writeback.property_prefix, sleep=sleep
+            config.salesforce,
+            log=out.log,
+            property_prefix=config.writeback.property_prefix,
+            sleep=sleep,
+            batch_size=config.writeback.batch_size,
         )
         out.sources.append(parts.source)
         out.writer = parts.writer

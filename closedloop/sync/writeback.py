@@ -199,6 +199,9 @@ def run_writeback(
     owned = {(s.object_type, s.name) for s in specs}
     # One buffer per object type, so every batch call but the last of each type is full.
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
+    # A writer that switches to bulk jobs above a count (Salesforce) needs every change to know
+    # the count: it gets them all once planned, and splits them into the calls to send.
+    split = getattr(writer, "calls_for", None)
     unsent = _Unsent()
 
     def planned_and_marked() -> Iterator[dict[tuple[ObjectType, str], list[PropertyChange]]]:
@@ -229,12 +232,12 @@ def run_writeback(
                         update = PropertyUpdate(object_type, object_id, {c.property: c.new for c in items})
                         pending[object_type].append(update)
                     for queue in pending.values():
-                        while len(queue) >= wb.batch_size:
+                        while split is None and len(queue) >= wb.batch_size:
                             send(queue[: wb.batch_size])
                             del queue[: wb.batch_size]
-            for queue in pending.values():
-                if queue:
-                    send(queue)
+            for batch in split(pending["contacts"] + pending["deals"]) if split else pending.values():
+                if batch:
+                    send(batch)
     finally:
         # Marked but never sent (the run stopped): not in flight, so no read-back next run.
         clear_in_flight(engine, unsent.remaining())

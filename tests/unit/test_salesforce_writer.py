@@ -140,10 +140,11 @@ def test_ids_are_sorted_to_their_objects_and_foreign_ids_refused() -> None:
         PropertyUpdate("contacts", "001000000000000001", {"closedloop_journey": "c"}),
     ]
     result = writer(org).write(updates)
-    assert sorted(b["records"][0]["attributes"]["type"] for b in org.collection_bodies) == [
-        "Contact",
-        "Lead",
-        "Opportunity",
+    [body] = org.collection_bodies  # one call: Collections take mixed types
+    assert [(r["attributes"]["type"], r["id"]) for r in body["records"]] == [
+        ("Contact", "003000000000000001"),
+        ("Lead", lead(1)),
+        ("Opportunity", "006000000000000001"),
     ]
     assert sorted(f.object_id for f in result.failed) == ["001000000000000001", lead(2)]
     assert not any(f.retriable for f in result.failed)
@@ -176,3 +177,123 @@ def test_fields_closedloop_does_not_own_are_never_sent() -> None:
     assert [set(r) - {"attributes", "id"} for r in body["records"]] == [{"Closedloop_Journey__c"}]
     assert [(f.object_id, f.retriable) for f in result.failed] == [(lead(2), False)]
     assert "Industry" in result.failed[0].reason
+
+
+def contact(i: int) -> str:
+    return f"003{i:015d}"
+
+
+def opportunity(i: int) -> str:
+    return f"006{i:015d}"
+
+
+def runs(records: list[dict[str, Any]]) -> int:
+    """Chunks of consecutive same-type records, as Salesforce processes a collections call."""
+    types = [r["attributes"]["type"] for r in records]
+    return sum(1 for i, t in enumerate(types) if i == 0 or types[i - 1] != t)
+
+
+def test_mixed_types_go_200_a_call_sorted_by_type_with_results_mapped_to_their_ids() -> None:
+    org = FakeOrg()
+    # Interleaved, as the write-back's chunks arrive: a call per type would send 5 calls here.
+    ids = [f(i) for i in range(150) for f in (lead, contact)] + [opportunity(i) for i in range(130)]
+    org.refuse = {contact(17): "UNABLE_TO_LOCK_ROW", opportunity(129): "ENTITY_IS_DELETED", lead(0): "MALFORMED_ID"}
+    updates = [
+        PropertyUpdate("deals" if i.startswith("006") else "contacts", i, {"closedloop_touch_count": str(n)})
+        for n, i in enumerate(ids)
+    ]
+    result = writer(org).write(updates)
+    assert [len(b["records"]) for b in org.collection_bodies] == [200, 200, 30]
+    for body in org.collection_bodies:
+        assert runs(body["records"]) <= 3  # sorted: one run per type
+        for record in body["records"]:
+            assert record["attributes"]["type"] == {"00Q": "Lead", "003": "Contact", "006": "Opportunity"}[
+                record["id"][:3]
+            ]
+    sent = [r["id"] for b in org.collection_bodies for r in b["records"]]
+    assert sorted(sent) == sorted(ids)
+    value = {r["id"]: r["Closedloop_Touch_Count__c"] for b in org.collection_bodies for r in b["records"]}
+    assert value[contact(17)] == float(ids.index(contact(17)))  # each record keeps its own values
+    assert {(f.object_id, f.retriable) for f in result.failed} == {
+        (contact(17), True),
+        (opportunity(129), False),
+        (lead(0), False),
+    }
+    assert {u.object_id for u in result.written} == set(ids) - set(org.refuse)
+    assert {u.object_type for u in result.written if u.object_id.startswith("006")} == {"deals"}
+
+
+def test_pack_never_puts_more_than_ten_type_runs_or_size_records_in_a_call() -> None:
+    from closedloop.connectors.salesforce.writer import TYPE_CHUNKS, pack
+
+    makers = (lead, contact, opportunity)
+    updates = [PropertyUpdate("contacts", makers[i % 3](i), {}) for i in range(1000)]
+    for size in (1, 7, 200):
+        calls = pack(updates, size)
+        assert all(len(c) <= size for c in calls)
+        assert sorted(u.object_id for c in calls for u in c) == sorted(u.object_id for u in updates)
+        for call in calls:
+            types = [u.object_id[:3] for u in call]
+            assert sum(1 for i, t in enumerate(types) if i == 0 or types[i - 1] != t) <= TYPE_CHUNKS
+    assert len(pack(updates, 200)) == 5  # full calls whatever the mix
+
+
+def test_calls_for_gives_one_bulk_job_per_object_above_the_threshold_and_packs_the_rest() -> None:
+    org = FakeOrg()
+    out = writer(org, bulk_threshold=300)
+    updates = (
+        [PropertyUpdate("contacts", lead(i), {"closedloop_journey": "x"}) for i in range(301)]
+        + [PropertyUpdate("contacts", contact(i), {"closedloop_journey": "x"}) for i in range(300)]
+        + [PropertyUpdate("deals", opportunity(i), {"closedloop_primary_channel": "x"}) for i in range(150)]
+    )
+    calls = out.calls_for(updates)
+    # Lead crosses the threshold (one job); Contact at the threshold and Opportunity pack 200 a call.
+    assert [len(c) for c in calls] == [301, 200, 200, 50]
+    assert {u.object_id[:3] for u in calls[0]} == {"00Q"}
+    for call in calls:
+        out.write(call)
+    assert [(s, len(rows)) for s, rows in org.bulk_rows] == [("Lead", 301)]
+    assert out.bulk_jobs == 1
+    assert sum(len(b["records"]) for b in org.collection_bodies) == 450
+    assert len(org.collection_bodies) == 3
+
+
+def test_a_configured_batch_size_is_kept_and_capped_at_200() -> None:
+    config = SalesforceConfig(auth="session", access_token="x", instance_url="https://org.example")
+    updates = [PropertyUpdate("contacts", lead(i), {}) for i in range(450)]
+    small = SalesforceWriter(OrgClient(FakeOrg()), config, property_prefix="closedloop_", batch_size=50)
+    assert [len(c) for c in small.calls_for(updates)] == [50] * 9
+    big = SalesforceWriter(OrgClient(FakeOrg()), config, property_prefix="closedloop_", batch_size=500)
+    assert [len(c) for c in big.calls_for(updates)] == [200, 200, 50]
+
+
+class DescribingOrg(FakeOrg):
+    def __init__(self) -> None:
+        super().__init__()
+        self.describes: list[str] = []
+
+    def restful(self, path: str, method: str = "GET", json: Any = None) -> Any:
+        if path.endswith("/describe"):
+            self.describes.append(path)
+            return {"fields": [{"name": "Id"}, {"name": f"N{len(self.describes)}"}]}
+        return super().restful(path, method, json)
+
+
+def test_describe_is_asked_once_per_object_even_from_threads_until_forgotten() -> None:
+    import threading
+
+    org = DescribingOrg()
+    client = OrgClient(org)
+    seen: list[Any] = []
+    threads = [threading.Thread(target=lambda: seen.append(client.describe("Opportunity"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert org.describes == ["sobjects/Opportunity/describe"]
+    assert all(answer is seen[0] for answer in seen)
+    client.describe("Lead")
+    assert org.describes[-1] == "sobjects/Lead/describe"
+    client.forget_describe("Opportunity")  # fields created: the next look asks the org again
+    assert client.describe("Opportunity")["fields"][1]["name"] == "N3"
+    assert len(org.describes) == 3

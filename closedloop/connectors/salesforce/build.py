@@ -59,6 +59,7 @@ def build_salesforce(
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] | None = None,
     secret: Callable[[str], str] | None = None,
+    batch_size: int = 200,
 ) -> SalesforceParts:
     http = http or http_session(config)
     credentials = Credentials(
@@ -85,7 +86,7 @@ def build_salesforce(
     return SalesforceParts(
         client=client,
         source=SalesforceSource(client, config),
-        writer=SalesforceWriter(client, config, property_prefix=property_prefix),
+        writer=SalesforceWriter(client, config, property_prefix=property_prefix, batch_size=batch_size),
         usage=usage,
     )
 

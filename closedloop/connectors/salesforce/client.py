@@ -100,6 +100,8 @@ class SalesforceClient:
         self.rng = rng or random.Random()
         self._lock = threading.Lock()
         self._sf: Salesforce | None = None
+        self._described: dict[str, Any] = {}
+        self._describe_locks: dict[str, threading.Lock] = {}
         # The token call goes through the same session, so it is counted too.
         http.hooks.setdefault("response", []).append(self._on_response)
 
@@ -147,6 +149,27 @@ class SalesforceClient:
                 return fn(sf)
             except Exception as exc:
                 budget.absorb(exc, endpoint, sf)
+
+    def describe(self, sobject: str) -> Any:
+        """``sobjects/{sobject}/describe``, once per client (a run builds one client).
+
+        The pull's streams start together and each asked for Opportunity's fields, and the
+        field check asked again: eight describes where one answers all.  Concurrent callers of
+        one object wait for the first call instead of making their own.
+        """
+        with self._lock:
+            lock = self._describe_locks.setdefault(sobject, threading.Lock())
+        with lock:
+            if sobject not in self._described:
+                self._described[sobject] = self.call(
+                    f"GET sobjects/{sobject}/describe", lambda sf: sf.restful(f"sobjects/{sobject}/describe")
+                )
+            return self._described[sobject]
+
+    def forget_describe(self, sobject: str) -> None:
+        """The object's fields changed (created, granted): the next ``describe`` asks again."""
+        with self._lock:
+            self._described.pop(sobject, None)
 
     def backoff(self, attempt: int) -> float:
         """Full jitter, doubling from 0.5 s, at most 30 s."""

@@ -88,7 +88,7 @@ def wanted_fields(specs: Sequence[PropertySpec], names: FieldNames) -> dict[str,
 
 
 def visible_fields(client: SalesforceClient, sobject: str) -> set[str]:
-    described = client.call(f"GET sobjects/{sobject}/describe", lambda sf: sf.restful(f"sobjects/{sobject}/describe"))
+    described = client.describe(sobject)
     return {str(f.get("name")) for f in (described or {}).get("fields") or []}
 
 
@@ -121,6 +121,7 @@ def ensure_fields(
             report.granted.append(full)
     # Describe again where something changed: what it still lacks, the API user cannot use.
     for sobject in {f.split(".", 1)[0] for f in exists_hidden}:
+        client.forget_describe(sobject)
         visible[sobject] = visible_fields(client, sobject)
     report.missing = [f for f in sorted(wanted) if f.split(".", 1)[1] not in visible[f.split(".", 1)[0]]]
     report.needs_grant = [f for f in exists_hidden if f in report.missing]

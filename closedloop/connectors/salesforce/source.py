@@ -81,9 +81,7 @@ class SalesforceSource:
 
     def org_has_multicurrency(self) -> bool:
         """CurrencyIsoCode exists on Opportunity only where the org has multiple currencies."""
-        described = self.client.call(
-            "GET sobjects/Opportunity/describe", lambda sf: sf.restful("sobjects/Opportunity/describe")
-        )
+        described = self.client.describe("Opportunity")
         return any(f.get("name") == "CurrencyIsoCode" for f in (described or {}).get("fields") or [])
 
     def streams(self) -> Sequence[str]:

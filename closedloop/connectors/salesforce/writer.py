@@ -1,12 +1,19 @@
 """Write closedloop's values to their custom fields on Lead, Contact and Opportunity.
 
 Up to ``bulk_threshold`` changed records of one object go through sObject Collections
-(``PATCH composite/sobjects``, 200 a call, ``allOrNone: false``): the answer is one SaveResult
-per record in request order, so a record's failure (its ``statusCode`` and message) comes back
-as a per-record failure the write-back keeps and retries on later runs.  Above the threshold
-one Bulk API 2.0 update job per object carries them; its ``failedResults`` (``sf__Id``,
-``sf__Error``) and unprocessed rows become the failures.  An empty value clears the field:
-null in JSON, ``#N/A`` in a Bulk CSV (where an empty cell means "leave as is").
+(``PATCH composite/sobjects``, ``allOrNone: false``).  A call takes up to 200 records of MIXED
+types, which Salesforce processes in chunks of consecutive same-type records, at most 10 chunks
+a call; so records are sorted by type and packed 200 a call whatever their object, instead of a
+part-empty call per object.  The answer is one SaveResult per record in request order, so a
+record's failure (its ``statusCode`` and message) comes back as a per-record failure the
+write-back keeps and retries on later runs.  Above the threshold one Bulk API 2.0 update job per
+object carries them; its ``failedResults`` (``sf__Id``, ``sf__Error``) and unprocessed rows
+become the failures.  An empty value clears the field: null in JSON, ``#N/A`` in a Bulk CSV
+(where an empty cell means "leave as is").
+
+Whether an object crosses the threshold is known only once every change is planned, so the
+write-back hands all of them to ``calls_for`` (the writer's ``bulk_threshold`` says it wants
+that) and sends each call it returns: one per Bulk 2.0 job, one per collections call.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from closedloop.config.models import SalesforceConfig
@@ -25,6 +33,7 @@ from closedloop.connectors.salesforce.schema import ensure_fields
 from closedloop.errors import AuthError, BudgetExhaustedError, FatalAPIError
 
 COLLECTION_LIMIT = 200
+TYPE_CHUNKS = 10  # chunks of consecutive same-type records one collections call may hold
 BULK_NULL = "#N/A"
 # Per-record codes that no later attempt can fix.
 PERMANENT = frozenset(
@@ -33,12 +42,43 @@ PERMANENT = frozenset(
 
 
 class SalesforceWriter:
-    def __init__(self, client: SalesforceClient, config: SalesforceConfig, *, property_prefix: str) -> None:
+    def __init__(
+        self,
+        client: SalesforceClient,
+        config: SalesforceConfig,
+        *,
+        property_prefix: str,
+        batch_size: int = COLLECTION_LIMIT,
+    ) -> None:
         self.client = client
         self.config = config
         self.names = FieldNames(property_prefix, config.field_template, config.field_names)
         self.numeric: set[str] = set()
         self.bulk_jobs = 0
+        self.batch_size = max(1, min(batch_size, COLLECTION_LIMIT))
+        # Read by the write-back: changes of one object above this many go as one Bulk 2.0 job.
+        self.bulk_threshold = config.bulk_threshold
+
+    def calls_for(self, updates: Sequence[PropertyUpdate]) -> list[list[PropertyUpdate]]:
+        """``updates`` split into the calls ``write`` makes of them, each to be sent on its own.
+
+        An object with more than ``bulk_threshold`` records gets one list (its Bulk 2.0 job); the
+        rest are sorted by object and packed ``batch_size`` to a list, types mixed, at most
+        ``TYPE_CHUNKS`` runs of one type each.  Ids of no known object go with the rest (``write``
+        fails them).
+        """
+        by_sobject: dict[str, list[PropertyUpdate]] = {}
+        for update in updates:
+            by_sobject.setdefault(sobject_of(update.object_id) or "", []).append(update)
+        calls: list[list[PropertyUpdate]] = []
+        rest: list[PropertyUpdate] = []
+        for sobject in sorted(by_sobject):
+            items = by_sobject[sobject]
+            if sobject and len(items) > self.bulk_threshold:
+                calls.append(items)
+            else:
+                rest.extend(items)
+        return calls + pack(rest, self.batch_size)
 
     def ensure_properties(self, specs: Sequence[PropertySpec], *, group_name: str, group_label: str) -> list[str]:
         """Create missing fields (and grants) as the config allows; raise naming what is still missing."""
@@ -70,21 +110,21 @@ class SalesforceWriter:
                 result.failed.append(RecordFailure(update.object_type, update.object_id, reason, retriable=False))
                 continue
             by_sobject.setdefault(sobject, []).append(update)
-        for sobject, items in by_sobject.items():
-            if len(items) > self.config.bulk_threshold:
-                result.extend(self._guarded(items, self._bulk, sobject))
-                continue
-            for start in range(0, len(items), COLLECTION_LIMIT):
-                chunk = items[start : start + COLLECTION_LIMIT]
-                result.extend(self._guarded(chunk, self._collection, sobject))
+        rest: list[PropertyUpdate] = []
+        for sobject in sorted(by_sobject):
+            items = by_sobject[sobject]
+            if len(items) > self.bulk_threshold:
+                result.extend(self._guarded(items, partial(self._bulk, sobject)))
+            else:
+                rest.extend(items)
+        for chunk in pack(rest, COLLECTION_LIMIT):
+            result.extend(self._guarded(chunk, self._collection))
         return result
 
-    def _guarded(
-        self, items: list[PropertyUpdate], send: Callable[[str, list[PropertyUpdate]], WriteResult], sobject: str
-    ) -> WriteResult:
+    def _guarded(self, items: list[PropertyUpdate], send: Callable[[list[PropertyUpdate]], WriteResult]) -> WriteResult:
         """A whole call refused (a field deleted by an admin, a bad request) fails its records, not the run."""
         try:
-            return send(sobject, items)
+            return send(items)
         except (AuthError, BudgetExhaustedError):
             raise
         except FatalAPIError as exc:
@@ -105,10 +145,13 @@ class SalesforceWriter:
                 return value
         return value
 
-    def _collection(self, sobject: str, items: list[PropertyUpdate]) -> WriteResult:
+    def _collection(self, items: list[PropertyUpdate]) -> WriteResult:
+        """One PATCH for records of any of the objects, in the order given (already packed)."""
         body = {
             "allOrNone": False,
-            "records": [{"attributes": {"type": sobject}, "id": u.object_id, **self._fields(u)} for u in items],
+            "records": [
+                {"attributes": {"type": sobject_of(u.object_id)}, "id": u.object_id, **self._fields(u)} for u in items
+            ],
         }
         answer = self.client.call(
             "PATCH composite/sobjects", lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body)
@@ -178,3 +221,22 @@ class SalesforceWriter:
 
         fields = {p: self.names.field(p) for p in properties}
         return read_values(self.client, object_ids, fields, numeric=self.numeric)
+
+
+def pack(updates: Sequence[PropertyUpdate], size: int) -> list[list[PropertyUpdate]]:
+    """Records sorted by object (stable), ``size`` to a call, a call never holding more than
+    ``TYPE_CHUNKS`` runs of one object (Salesforce refuses an 11th chunk in one request)."""
+    ordered = sorted(updates, key=lambda u: sobject_of(u.object_id) or "")
+    calls: list[list[PropertyUpdate]] = []
+    current: list[PropertyUpdate] = []
+    runs = 0
+    for update in ordered:
+        new_run = not current or sobject_of(current[-1].object_id) != sobject_of(update.object_id)
+        if current and (len(current) >= size or (new_run and runs >= TYPE_CHUNKS)):
+            calls.append(current)
+            current, runs, new_run = [], 0, True
+        current.append(update)
+        runs += new_run
+    if current:
+        calls.append(current)
+    return calls
