@@ -37,6 +37,7 @@ __all__ = [
     "Problem",
     "load_attribution_config",
     "load_config",
+    "named_files",
     "parse_config",
     "read_secret",
 ]
@@ -313,6 +314,27 @@ def _file_problems(data: Any, loc: Loc, lines: dict[Loc, int], file: str) -> lis
     elif isinstance(data, list):
         for i, item in enumerate(data):
             found.extend(_file_problems(item, (*loc, i), lines, file))
+    return found
+
+
+def named_files(config: Config) -> list[tuple[str, str]]:
+    """(field, path) of every file the validated config names and expects to exist (secrets,
+    credentials, rates): what `serve` keeps checking for /readyz."""
+    found: list[tuple[str, str]] = []
+
+    def walk(data: Any, loc: Loc) -> None:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                child = (*loc, key)
+                if key.endswith("_file") and key not in _CREATED_FILES and isinstance(value, str) and value:
+                    found.append((_dotted(child), value))
+                else:
+                    walk(value, child)
+        elif isinstance(data, list):
+            for i, item in enumerate(data):
+                walk(item, (*loc, i))
+
+    walk(config.model_dump(), ())
     return found
 
 

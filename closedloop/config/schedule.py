@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from closedloop.config.base import Strict
 
@@ -88,9 +88,20 @@ class ScheduleConfig(Strict):
         120.0, ge=1, le=86_400,
         description="A replica that dies holding a job frees it after this long; renewed while alive",
     )
-    health_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz, /metrics")
-    health_port: int = Field(8080, ge=0, le=65_535, description="0 picks a free port")
+    health_host: str = Field(
+        "127.0.0.1",
+        description="Address of /healthz, /readyz, /metrics; this machine only unless set (a container "
+        "sets 0.0.0.0: `serve --host` or $CLOSEDLOOP_HOST)",
+    )
+    health_port: int = Field(8080, ge=0, le=65_535, description="0 picks a free port; `serve --port`, $CLOSEDLOOP_PORT")
     health_enabled: bool = True
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token /metrics requires (401 without it); write ${METRICS_TOKEN}"
+    )
+    metrics_token_file: str | None = Field(None, description="Path of a file holding the /metrics bearer token")
+    run_at_start: bool = Field(
+        True, description="`serve` runs every job once at start, then on its ticks (else: first tick only)"
+    )
 
     @field_validator("jobs")
     @classmethod

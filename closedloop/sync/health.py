@@ -1,13 +1,21 @@
 """What the container shows its orchestrator: /healthz, /readyz and /metrics (Prometheus text).
 
-/healthz answers while the process can serve HTTP at all; /readyz only while the store answers
-and its schema is at the newest migration (a replica started with older code than the schema, or
-before `migrate`, must not take traffic or jobs).  The server is the standard library's threaded
-HTTP server: a probe stuck on a slow database never blocks the next one.
+/healthz answers while the process can serve HTTP at all; /readyz only while the process can do
+its job: the store answers, its schema is at the newest migration (a replica started with older
+code than the schema, or before `migrate`, must not take traffic or jobs) and every secret file
+the config names can be read (a token file the process cannot open fails every run).  Ready does
+not wait for the first run to finish: a run can take an hour, and a run's own failures are what
+/metrics and `closedloop runs` report.  The server is the standard library's threaded HTTP
+server: a probe stuck on a slow database never blocks the next one.
+
+Nothing here shows personal data: the endpoints answer with counts, job and stream names, API
+endpoints and statuses, never a record.  /metrics may require a bearer token
+(``schedule.metrics_token``), compared in constant time.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -136,11 +144,40 @@ def store_readiness(engine: Engine) -> Readiness:
     return check
 
 
+def files_readiness(files: list[tuple[str, str]]) -> Readiness:
+    """Ready while every (field, path) names a file this process can read; the content is never shown."""
+    from closedloop.config.loader import file_unreadable
+
+    def check() -> tuple[bool, str]:
+        for field_name, path in files:
+            reason = file_unreadable(path)
+            if reason:
+                return False, f"secret file of {field_name} ({path}): {reason}"
+        return True, "ready"
+
+    return check
+
+
+def all_ready(*checks: Readiness) -> Readiness:
+    """Ready when every check is; the first one that is not says why."""
+
+    def check() -> tuple[bool, str]:
+        for one in checks:
+            ready, reason = one()
+            if not ready:
+                return False, reason
+        return True, "ready"
+
+    return check
+
+
 class HealthServer:
     """/healthz, /readyz, /metrics on a background thread; ``port`` is the bound one (0 picks)."""
 
-    def __init__(self, *, host: str, port: int, metrics: Metrics, readiness: Readiness) -> None:
-        handler = _handler(metrics, readiness)
+    def __init__(
+        self, *, host: str, port: int, metrics: Metrics, readiness: Readiness, metrics_token: str | None = None
+    ) -> None:
+        handler = _handler(metrics, readiness, metrics_token)
         self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="health-http", daemon=True)
@@ -164,15 +201,27 @@ class HealthServer:
 
 
 @contextmanager
-def serve_health(*, host: str, port: int, metrics: Metrics, readiness: Readiness) -> Iterator[HealthServer]:
-    server = HealthServer(host=host, port=port, metrics=metrics, readiness=readiness).start()
+def serve_health(
+    *, host: str, port: int, metrics: Metrics, readiness: Readiness, metrics_token: str | None = None
+) -> Iterator[HealthServer]:
+    server = HealthServer(
+        host=host, port=port, metrics=metrics, readiness=readiness, metrics_token=metrics_token
+    ).start()
     try:
         yield server
     finally:
         server.stop()
 
 
-def _handler(metrics: Metrics, readiness: Readiness) -> type[BaseHTTPRequestHandler]:
+def _authorized(header: str | None, token: str | None) -> bool:
+    """No token configured: open.  Else ``Authorization: Bearer <token>``, compared in constant time."""
+    if token is None:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _handler(metrics: Metrics, readiness: Readiness, metrics_token: str | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "closedloop"
         sys_version = ""
@@ -185,16 +234,29 @@ def _handler(metrics: Metrics, readiness: Readiness) -> type[BaseHTTPRequestHand
                 ready, reason = readiness()
                 self._send(200 if ready else 503, reason + "\n")
             elif path == "/metrics":
-                self._send(200, metrics.render(), content_type=_CONTENT_TYPE)
+                if _authorized(self.headers.get("Authorization"), metrics_token):
+                    self._send(200, metrics.render(), content_type=_CONTENT_TYPE)
+                else:
+                    self._send(401, "a bearer token is required (schedule.metrics_token)\n",
+                               extra={"WWW-Authenticate": 'Bearer realm="closedloop metrics"'})
             else:
                 self._send(404, "not found; try /healthz, /readyz or /metrics\n")
 
         def do_HEAD(self) -> None:
             self.do_GET()
 
-        def _send(self, status: int, body: str, *, content_type: str = "text/plain; charset=utf-8") -> None:
+        def _send(
+            self,
+            status: int,
+            body: str,
+            *,
+            content_type: str = "text/plain; charset=utf-8",
+            extra: dict[str, str] | None = None,
+        ) -> None:
             data = body.encode("utf-8")
             self.send_response(status)
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")

@@ -115,6 +115,9 @@ class Scheduler:
         self._bodies = {name: job_factory(name) for name in self.jobs}
         self._triggers = {name: make_trigger(job, timezone=schedule.timezone) for name, job in self.jobs.items()}
         self._aps: BackgroundScheduler | None = None
+        # The run at start and a tick of the same job share the lease holder id, so the lease alone
+        # would let both run at once in this process; this lock does not.
+        self._in_process = {name: threading.Lock() for name in self.jobs}
 
     @property
     def holder(self) -> str:
@@ -135,6 +138,15 @@ class Scheduler:
     def _run(self, job: str, *, tick: datetime, keep_until: datetime | None) -> str:
         if self.stop_requested.is_set():
             return self._skip(job, "stopping", "not started: stopping")
+        mine = self._in_process[job]
+        if not mine.acquire(blocking=False):
+            return self._skip(job, "running", f"tick {tick:%H:%M:%S} coalesced: this replica is running it")
+        try:
+            return self._run_held(job, tick=tick, keep_until=keep_until)
+        finally:
+            mine.release()
+
+    def _run_held(self, job: str, *, tick: datetime, keep_until: datetime | None) -> str:
         try:
             held = self.leases.hold(job, clock=self.clock, heartbeat_seconds=self.schedule.heartbeat_seconds)
         except Exception as exc:  # a store outage skips this tick; the next one retries
@@ -173,12 +185,20 @@ class Scheduler:
         self.log.info("job %s: %s", job, message)
         return f"skipped:{reason}"
 
-    def start(self) -> None:
-        """Start firing ticks in background threads; returns at once."""
+    def start(self, *, run_at_start: bool = False) -> None:
+        """Start firing ticks in background threads; returns at once.
+
+        ``run_at_start`` also runs every job once now (its own lease, freed afterwards), so a new
+        deployment does not wait up to a period for its first data.
+        """
         aps = BackgroundScheduler(
             timezone=_UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(self.jobs)))},
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, 2 * len(self.jobs)))},
         )
+        if run_at_start:
+            for name in self.jobs:
+                aps.add_job(self.run_now, "date", run_date=self.clock(), args=[name], id=f"{name}:start",
+                            name=f"{name} at start", misfire_grace_time=None)
         for name, job in self.jobs.items():
             aps.add_job(
                 self.run_tick,
@@ -203,9 +223,9 @@ class Scheduler:
             self._aps.shutdown(wait=True)
             self._aps = None
 
-    def run_until_stopped(self) -> None:
+    def run_until_stopped(self, *, run_at_start: bool = False) -> None:
         """Block until ``stop_requested`` is set (a signal handler does it), then stop cleanly."""
-        self.start()
+        self.start(run_at_start=run_at_start)
         try:
             while not self.stop_requested.wait(0.2):
                 pass

@@ -7,6 +7,7 @@ orchestrator's grace period as long as one batch is.
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -43,19 +44,25 @@ def serve_schedule(
     once: bool = False,
     log: logging.Logger | None = None,
     holder: str | None = None,
+    secret_files: list[tuple[str, str]] | None = None,
+    metrics_token: str | None = None,
 ) -> int:
-    """The body of `serve`, separate from option parsing so other entry points can reuse it."""
-    from closedloop.sync.health import Metrics, serve_health, store_readiness
+    """The body of `serve`, separate from option parsing so other entry points can reuse it.
+
+    ``secret_files`` (field, path) must stay readable for /readyz to say ready;
+    ``metrics_token`` guards /metrics.  A port that cannot be bound is a ``UsageError`` naming
+    the port and the setting, raised before any job starts.
+    """
+    from closedloop.sync.health import Metrics, all_ready, files_readiness, store_readiness
 
     log = log or logging.getLogger("closedloop")
     metrics = Metrics()
     seed_last_success(engine, metrics, schedule)
     scheduler = Scheduler(schedule, engine, job_factory=job_factory, observer=metrics, logger=log, holder=holder)
     log.info("closedloop serve: holder %s, jobs %s", scheduler.holder, ", ".join(scheduler.jobs) or "none enabled")
+    readiness = all_ready(store_readiness(engine), files_readiness(secret_files or []))
     health = (
-        serve_health(
-            host=schedule.health_host, port=schedule.health_port, metrics=metrics, readiness=store_readiness(engine)
-        )
+        bind_health(schedule, metrics=metrics, readiness=readiness, metrics_token=metrics_token)
         if schedule.health_enabled and not once
         else nullcontext()
     )
@@ -66,9 +73,39 @@ def serve_schedule(
             results = [scheduler.run_now(job) for job in scheduler.jobs]
             failed = [r for r in results if r.startswith("ran:") and r[4:] not in _OK_STATUSES]
             return 1 if failed else 0
-        scheduler.run_until_stopped()
+        scheduler.run_until_stopped(run_at_start=schedule.run_at_start)
     log.info("closedloop serve stopped cleanly")
     return 0
+
+
+@contextmanager
+def bind_health(
+    schedule: ScheduleConfig, *, metrics: Any, readiness: Any, metrics_token: str | None
+) -> Iterator[Any]:
+    """The health server on the configured address; a taken port or a bad host is one line naming the setting."""
+    from closedloop.errors import UsageError
+    from closedloop.sync.health import serve_health
+
+    host, port = schedule.health_host, schedule.health_port
+    try:
+        context = serve_health(host=host, port=port, metrics=metrics, readiness=readiness, metrics_token=metrics_token)
+        server = context.__enter__()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} on {host} is already in use (another closedloop serve?); set schedule.health_port, "
+                "`serve --port` or $CLOSEDLOOP_PORT to a free port (0 picks one)",
+                param_hint="--port",
+            ) from None
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__}); check schedule.health_host, "
+            "`serve --host` or $CLOSEDLOOP_HOST (an address of this machine, 127.0.0.1 or 0.0.0.0)",
+            param_hint="--host",
+        ) from None
+    try:
+        yield server
+    finally:
+        context.__exit__(None, None, None)
 
 
 @contextmanager
