@@ -129,6 +129,19 @@ class DeletedRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveIdSet:
+    """Every id of one kind ("contact") the CRM still holds, listed whole before ``listed_at``.
+
+    A GDPR delete (HubSpot) leaves no trace to pull: not in search, not among the archived.
+    The store purges the records of that kind created before ``listed_at`` and missing here.
+    """
+
+    kind: str
+    ids: frozenset[str]
+    listed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class WebSessionRecord:
     """One web session of a client id, keyed by start minute and source: the one session type.
 

@@ -23,6 +23,7 @@ from closedloop.records import (
     DealRecord,
     DealStageEvent,
     DeletedRecord,
+    LiveIdSet,
     OfflineTouchRecord,
     PipelineStage,
     QuarantinedRecord,
@@ -30,7 +31,7 @@ from closedloop.records import (
 )
 from closedloop.store import models as m
 from closedloop.store.models import table
-from closedloop.store.purge import purge_contacts, purge_deals, rowcount
+from closedloop.store.purge import purge_contacts, purge_deals, purge_missing_contacts, rowcount
 from closedloop.store.redact import redact_payload, redact_reason
 from closedloop.store.upsert import shallow_dict, upsert
 
@@ -80,6 +81,8 @@ def store_records(session: Session, records: Sequence[Any]) -> Counter[str]:
         )
     if deleted := groups.get(DeletedRecord):
         counts.update({f"purged.{t}": n for t, n in store_deletions(session, deleted).items()})
+    for live in groups.get(LiveIdSet, []):
+        counts.update({f"purged.{t}": n for t, n in purge_missing_contacts(session, live).items()})
     return counts
 
 

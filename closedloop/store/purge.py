@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, Table, delete, or_
 from sqlmodel import Session, col, select
 
+from closedloop.records import LiveIdSet
 from closedloop.store import models as m
 from closedloop.store.models import table
 
@@ -85,6 +86,25 @@ def purge_deals(session: Session, deal_ids: Iterable[str]) -> Counter[str]:
         removed["deals"] += _delete(session, m.Deal, col(m.Deal.id).in_(chunk))
     removed["quarantine"] += _delete_quarantine(session, "deal", ids)
     return +removed
+
+
+def purge_missing_contacts(session: Session, live: LiveIdSet) -> Counter[str]:
+    """Contacts the CRM no longer lists (a GDPR delete leaves no other trace): purged.
+
+    Only surviving contacts (not merged away: those are gone from the listing by design) created
+    before the listing began are compared, and only contacts pulled from the same CRM: a
+    Salesforce id never looks like a HubSpot one.  An empty listing purges nothing, since a portal
+    that lost every contact is likelier a broken answer than a fact.
+    """
+    if not live.ids:
+        return Counter()
+    stored = session.exec(
+        select(col(m.Contact.id)).where(
+            col(m.Contact.merged_into).is_(None), col(m.Contact.created_at) < live.listed_at
+        )
+    ).all()
+    gone = [i for i in stored if i not in live.ids and i.isdigit()]
+    return purge_contacts(session, gone)
 
 
 def contacts_by_email_hash(session: Session, email_hash: str) -> list[str]:

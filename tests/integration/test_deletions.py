@@ -208,6 +208,35 @@ def test_a_merge_folds_the_merged_contact_onto_the_survivor(world: World) -> Non
     assert written.get("closedloop_touch_count") == str(survivor_web)
 
 
+def test_a_gdpr_deleted_contact_is_purged_on_the_next_run(world: World) -> None:
+    world.config = world.config.model_copy(
+        update={"privacy": world.config.privacy.model_copy(update={"reconcile_hours": 0})})
+    world.run()
+    with Session(world.engine) as session:
+        owner = session.execute(select(m.DealContact.contact_id).order_by(m.DealContact.contact_id)).scalars().first()  # type: ignore[call-overload]
+    person = next(c for c in world.sandbox.company.contacts if c.id == owner)
+    needles = {hash_email(person.email), *person.ga_client_ids}
+    assert references(world.engine, needles) and exact_ids(world.engine, person.id)
+    with Session(world.engine) as session:
+        contacts_before = len(session.execute(select(m.Contact.id)).all())  # type: ignore[call-overload]
+    assert world.call("POST", "/crm/v3/objects/contacts/gdpr-delete",
+                      {"objectId": person.email, "idProperty": "email"}) == 204
+    report = world.run()
+    assert report.pulled["hubspot.deletions"]["purged.contacts"] == 1
+    assert references(world.engine, needles) == [] and exact_ids(world.engine, person.id) == []
+    with Session(world.engine) as session:
+        assert len(session.execute(select(m.Contact.id)).all()) == contacts_before - 1  # type: ignore[call-overload]
+
+
+def test_reconciling_every_run_purges_nobody_still_in_the_crm(world: World) -> None:
+    """The live listing itself must not purge anyone still in the CRM."""
+    world.config = world.config.model_copy(
+        update={"privacy": world.config.privacy.model_copy(update={"reconcile_hours": 0})})
+    world.run()
+    report = world.run()
+    assert not any(k.startswith("purged.") and v for k, v in report.pulled["hubspot.deletions"].items())
+
+
 def test_a_gdpr_deleted_contact_leaves_every_listing_of_the_sandbox(world: World) -> None:
     person = world.sandbox.company.contacts[0]
     assert world.call("POST", "/crm/v3/objects/contacts/gdpr-delete",

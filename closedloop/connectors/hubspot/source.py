@@ -25,7 +25,7 @@ from closedloop.connectors.hubspot.parse import (
 from closedloop.connectors.hubspot.search import newest_modified_ms, next_after, search_modified
 from closedloop.connectors.hubspot.shape import NO_ID
 from closedloop.errors import SkippableRecordError, StalledCursorError
-from closedloop.records import Batch, DeletedRecord, QuarantinedRecord
+from closedloop.records import Batch, DeletedRecord, LiveIdSet, QuarantinedRecord
 
 HISTORY_BATCH = 50  # reads with propertiesWithHistory take (or list) at most 50 objects
 ASSOCIATION_BATCH = 1000
@@ -38,7 +38,17 @@ LISTING_PAGE = 100  # the list endpoint's largest page without history
 class HubSpotSource:
     name = "hubspot"
 
-    def __init__(self, client: HubSpotClient, config: HubSpotConfig, *, lifecycle_stages: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        config: HubSpotConfig,
+        *,
+        lifecycle_stages: Sequence[str] = (),
+        reconcile_every: timedelta | None = None,
+    ) -> None:
+        """``reconcile_every``: how often the deletions stream lists every live contact id, the
+        only way to see GDPR (permanent) deletes; None never does."""
+        self.reconcile_every = reconcile_every
         self.client = client
         self.config = config
         self.lifecycle_stages = tuple(lifecycle_stages)
@@ -55,7 +65,8 @@ class HubSpotSource:
         elif stream == "hubspot.deals":
             yield from self.pull_deals(cursor)
         elif stream == DELETIONS_STREAM:
-            yield self.pull_deletions(cursor)
+            batch = self.pull_deletions(cursor)
+            yield self.reconcile_contacts(batch, now=now)
         else:
             raise ValueError(f"unknown stream {stream!r}")
 
@@ -237,6 +248,41 @@ class HubSpotSource:
                     break
             state[object_type] = newest.isoformat() if newest else None
         return Batch(DELETIONS_STREAM, records, state)
+
+    def reconcile_contacts(self, batch: Batch, *, now: datetime) -> Batch:
+        """Every ``reconcile_every``, the ids of every live contact (100 a call), so the store can
+        purge the ones deleted for good.  The first run only starts the clock: it has nothing to
+        reconcile yet.  A listing that fails leaves the cursor, so nothing is purged on half a list."""
+        if self.reconcile_every is None:
+            return batch
+        last = parse_time(batch.cursor.get("reconciled_at"))
+        if last is None:
+            return replace(batch, cursor={**batch.cursor, "reconciled_at": now.isoformat()})
+        if now - last < self.reconcile_every:
+            return batch
+        ids: set[str] = set()
+        after: str | None = None
+        while True:
+            page = self.client.call_json(
+                "GET /crm/v3/objects/contacts",
+                self.client.contacts_basic.get_page_with_http_info,
+                limit=LISTING_PAGE,
+                after=after,
+                properties=["hs_object_id"],
+                archived="false",
+            )
+            ids.update(str(o["id"]) for o in page.get("results") or [] if isinstance(o, dict) and o.get("id"))
+            sent, after = after, next_after(page)
+            if after is None:
+                break
+            if after == sent:
+                raise StalledCursorError(
+                    "HubSpot GET /crm/v3/objects/contacts sent back the paging cursor it was given",
+                    endpoint="GET /crm/v3/objects/contacts",
+                )
+        listed = LiveIdSet("contact", frozenset(ids), listed_at=now)
+        cursor = {**batch.cursor, "reconciled_at": now.isoformat()}
+        return replace(batch, records=[*batch.records, listed], cursor=cursor)
 
     def pull_deal_stage_history(
         self, deal_ids: list[str], pipelines: dict[str, str | None], quarantined: list[QuarantinedRecord]
