@@ -79,6 +79,13 @@ class ReportData:
             "counts_are": f"credited under {self.model}: a conversion split over channels adds fractions",
             "funnel": [r.as_dict() for r in self.funnel],
             "funnel_total": self.funnel_total.as_dict(),
+            # The totals earlier versions printed, kept so scripts reading them go on working.
+            "totals": {
+                "sessions": self.funnel_total.sessions,
+                "contacts": round(self.funnel_total.leads, 2),
+                "deals": round(self.funnel_total.opportunities, 2),
+                "won": round(self.funnel_total.won, 2),
+            },
             "revenue_by_model": {
                 ch: {k: round(v, 2) for k, v in per.items()} for ch, per in self.revenue_by_model.items()
             },
