@@ -36,9 +36,8 @@ RUN /opt/closedloop/bin/pip install --no-deps --no-index --no-cache-dir --disabl
       /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels
 
-# CLOSEDLOOP_HOST/PORT: where /healthz, /readyz and /metrics listen. The config reads them
-# (schedule.health_host: ${CLOSEDLOOP_HOST}, schedule.health_port: ${CLOSEDLOOP_PORT}) and the
-# HEALTHCHECK below probes the same port (never through an HTTP_PROXY). All interfaces here on
+# CLOSEDLOOP_HOST/PORT: where /healthz, /readyz and /metrics listen. `serve` reads them (as
+# --host/--port, over the config's schedule.health_*) and the HEALTHCHECK below probes the same port (never through an HTTP_PROXY). All interfaces here on
 # purpose: a published port needs them; outside a container the server's default is loopback.
 ENV PATH=/opt/closedloop/bin:$PATH \
     PYTHONUNBUFFERED=1 \
