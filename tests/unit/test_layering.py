@@ -46,10 +46,7 @@ FORBIDDEN_MODULES: dict[str, set[str]] = {
 TYPER_ONLY_IN = "cli"
 # Violations owned by work in progress elsewhere, each with why; the test fails when one is gone
 # too, so the entry is removed with the fix.
-KNOWN_VIOLATIONS: dict[str, str] = {
-    "closedloop.connectors.ga4.source (connectors) imports closedloop.mapping.utm (mapping)":
-        "split_landing_page is a pure string helper; it moves out of mapping with the connectors' rework",
-}
+KNOWN_VIOLATIONS: dict[str, str] = {}
 
 
 def _modules() -> dict[str, ast.Module]:

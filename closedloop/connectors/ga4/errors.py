@@ -6,6 +6,8 @@ One table, read top to bottom, most specific class first: ``Unauthenticated`` an
 
 from __future__ import annotations
 
+import json
+
 import google.auth.exceptions
 import requests
 from google.api_core import exceptions as gexc
@@ -14,6 +16,7 @@ from closedloop.errors import (
     AuthError,
     ClosedloopAPIError,
     FatalAPIError,
+    MalformedResponseError,
     RateLimitedError,
     RetriableAPIError,
 )
@@ -44,6 +47,12 @@ def translate_ga4_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError
         for theirs, ours, status in _TABLE:
             if isinstance(exc, theirs):
                 return ours(message, status=status or code, endpoint=endpoint)
+    if isinstance(exc, MalformedResponseError):
+        return exc
+    if isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+        # The rows reader or the SDK met an answer that is not UTF-8 JSON (an HTML page, a cut body).
+        return MalformedResponseError(f"GA4 {endpoint}: the answer is not JSON ({type(exc).__name__})",
+                                      endpoint=endpoint)
     if isinstance(exc, _TRANSPORT):
         return RetriableAPIError(f"GA4 {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
     return None

@@ -17,6 +17,8 @@ import json
 import threading
 from typing import Any
 
+from closedloop.errors import MalformedResponseError
+
 _REPORT_SUFFIX = ":runReport"
 
 
@@ -33,6 +35,8 @@ class RowsAside:
         self._local.rows = None
         if response.status_code < 400 and url.split("?", 1)[0].endswith(_REPORT_SUFFIX):
             payload = json.loads(response.content or b"{}", object_hook=_compact_cell)
+            if not isinstance(payload, dict) or not isinstance(payload.get("rows") or [], list):
+                raise MalformedResponseError(f"GA4 {url.rsplit('/', 1)[-1]} answered with no report object")
             self._local.rows = payload.pop("rows", None) or []
             for summary in _SUMMARY_ROWS:  # rows the SDK still decodes get their cells back
                 if summary in payload:
@@ -95,3 +99,24 @@ NOT_A_PERSON = frozenset({"(not set)", "(other)", ""})
 
 def is_person(client_id: str | None) -> bool:
     return (client_id or "").strip() not in NOT_A_PERSON
+
+
+def metadata_counts(metadata: Any) -> dict[str, int]:
+    """What a report page says about its own completeness, as counts for the run record.
+
+    GA4's ``ResponseMetaData``: ``subjectToThresholding`` (rows withheld so no one can be
+    identified), ``dataLossFromOtherRow`` (rows folded into "(other)"), ``samplingMetadatas``
+    (events read of the events there were, per date range).  Each flag counts the pages that
+    carried it.  Only non-zero figures are returned, so a clean pull adds nothing to its totals.
+    (Rows of no one are counted by the rebuild, which keeps them out of journeys.)
+    """
+    counts = {
+        "pages_subject_to_thresholding": int(bool(getattr(metadata, "subject_to_thresholding", False))),
+        "pages_with_other_row_loss": int(bool(getattr(metadata, "data_loss_from_other_row", False))),
+    }
+    sampling = list(getattr(metadata, "sampling_metadatas", None) or ())
+    if sampling:
+        counts["pages_sampled"] = 1
+        counts["sampled_events_read"] = sum(int(s.samples_read_count or 0) for s in sampling)
+        counts["sampled_events_total"] = sum(int(s.sampling_space_size or 0) for s in sampling)
+    return {k: v for k, v in counts.items() if v}

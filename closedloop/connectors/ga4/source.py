@@ -27,8 +27,8 @@ from google.auth.credentials import AnonymousCredentials
 from closedloop.config.models import GA4Config
 from closedloop.connectors.calls import ApiCallLog, Caller, Limiter
 from closedloop.connectors.ga4.errors import translate_ga4_error
+from closedloop.connectors.ga4.landing import split_landing_page
 from closedloop.connectors.ga4.rows import install, metadata_counts, values
-from closedloop.mapping.utm import split_landing_page
 from closedloop.records import AdCostRecord, Batch, QuarantinedRecord, WebSessionRecord
 
 STREAM = "ga4.sessions"
@@ -193,15 +193,14 @@ def _parse_ad_cost_rows(
     records: list[AdCostRecord] = []
     quarantined: list[QuarantinedRecord] = []
     for row in rows:
-        dims = values(row.get("dimensionValues"))
-        mets = values(row.get("metricValues"))
+        dims, mets = _cells(row)
         try:
             day = datetime.strptime(dims[0], "%Y%m%d").date()
             cost = float(mets[0] or 0)
             if not math.isfinite(cost):
                 raise ValueError(f"cost {mets[0]!r} is not a finite number")
             records.append(AdCostRecord(day, dims[1], dims[2], dims[3], cost, currency))
-        except (ValueError, IndexError) as exc:
+        except UNREADABLE as exc:
             quarantined.append(
                 QuarantinedRecord(
                     AD_COST_STREAM,
@@ -211,6 +210,19 @@ def _parse_ad_cost_rows(
                 )
             )
     return records, quarantined
+
+
+# What reading one row's cells can raise; such a row is quarantined, the page goes on.
+UNREADABLE = (ValueError, IndexError, TypeError, OverflowError)
+
+
+def _cells(row: Any) -> tuple[list[str], list[str]]:
+    """A row's dimension and metric values as text; a row that is not an object has none (and
+    is quarantined for its missing cells)."""
+    if not isinstance(row, dict):
+        return [], []
+    dims, mets = row.get("dimensionValues"), row.get("metricValues")
+    return (values(dims) if isinstance(dims, list) else [], values(mets) if isinstance(mets, list) else [])
 
 
 def _minute(text: str) -> datetime:
@@ -224,8 +236,7 @@ def _parse_rows(rows: list[dict[str, Any]], zone: ZoneInfo) -> tuple[list[WebSes
     records: list[WebSessionRecord] = []
     quarantined: list[QuarantinedRecord] = []
     for row in rows:
-        dims = values(row.get("dimensionValues"))
-        mets = values(row.get("metricValues"))
+        dims, mets = _cells(row)
         try:
             started = _minute(dims[1]).replace(tzinfo=zone).astimezone(UTC)
             landing_page, click_ids = split_landing_page(dims[5])
@@ -243,7 +254,7 @@ def _parse_rows(rows: list[dict[str, Any]], zone: ZoneInfo) -> tuple[list[WebSes
                     click_ids=click_ids,
                 )
             )
-        except (ValueError, IndexError) as exc:
+        except UNREADABLE as exc:
             quarantined.append(
                 QuarantinedRecord(
                     STREAM,
