@@ -66,6 +66,7 @@ def report(
         funnel_table,
         landing_pages_table,
         models_table,
+        report_revenue_chart,
         trend_table,
     )
     from closedloop.store.engine import open_store
@@ -93,6 +94,7 @@ def report(
     for note in data.notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print(funnel_table(data))
+    console.print(report_revenue_chart(data))
     console.print(models_table(data))
     if data.has_spend:
         console.print(roi_table(data.roi_channel, title=f"ROI by channel under {chosen}", currency=data.currency))

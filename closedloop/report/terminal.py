@@ -64,9 +64,15 @@ def channel_table(summary: ChannelSummary, *, currency: str = "") -> FitTable:
 def revenue_chart(summary: ChannelSummary, *, width: int = 30, currency: str = "") -> Table:
     model = summary.primary_model
     values = [(r.channel, r.revenue.get(model, 0.0)) for r in summary.rows if r.revenue.get(model, 0.0) > 0]
+    return bar_chart(values, title=f"Won revenue{f' ({currency})' if currency else ''} credited by {model}",
+                     width=width)
+
+
+def bar_chart(values: list[tuple[str, float]], *, title: str, width: int = 30) -> Table:
+    """Horizontal bars with the figure and its share of the total; names fold, never cut."""
+    values = [(name, value) for name, value in values if value > 0]
     top = max((v for _, v in values), default=0.0)
-    unit = f" ({currency})" if currency else ""
-    table = Table(title=f"Won revenue{unit} credited by {model}", title_justify="left", show_header=False, box=None)
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
     table.add_column("Channel", style="cyan", overflow="fold")
     table.add_column("Bar", style="green", no_wrap=True)
     table.add_column("Revenue", justify="right", no_wrap=True)
@@ -128,6 +134,11 @@ def funnel_table(data: ReportData) -> FitTable:
         table.add_row(*cells(row))
     table.footer.append(cells(data.funnel_total))
     return table
+
+
+def report_revenue_chart(data: ReportData) -> Table:
+    values = sorted(((c, per.get(data.model, 0.0)) for c, per in data.revenue_by_model.items()), key=lambda v: -v[1])
+    return bar_chart(values, title=f"Won revenue ({data.currency}) credited by {data.model}")
 
 
 def models_table(data: ReportData) -> RenderableType:

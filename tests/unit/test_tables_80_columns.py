@@ -32,6 +32,7 @@ from closedloop.report.terminal import (
     funnel_table,
     landing_pages_table,
     models_table,
+    report_revenue_chart,
     revenue_chart,
     trend_table,
     writeback_table,
@@ -141,6 +142,8 @@ def test_report_tables(tmp_path: Path) -> None:
                         period=Period(None, None, "UTC"), now=datetime(2026, 12, 1, tzinfo=UTC))
     assert_fits(funnel_table(data), must_show=["Paid Search", "MQL", "S→L", "session to lead"])
     assert_fits(models_table(data), must_show=["first_touch", "linear", "Rewards"])
+    chart = assert_fits(report_revenue_chart(data), must_show=["Paid Search", "1,000", "66.7%"])
+    assert chart.count("█") == 30 + 15  # bars in proportion: 1,000 and 500
     assert_fits(trend_table(data), must_show=["2026-10", "2026-11"])
     assert_fits(landing_pages_table(data), must_show=["/pricing"])
     assert_fits(coverage_table(data.coverage, currency=data.currency),
