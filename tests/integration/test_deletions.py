@@ -11,7 +11,7 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +245,53 @@ def test_a_gdpr_deleted_contact_leaves_every_listing_of_the_sandbox(world: World
     assert state.get("contacts", person.id) is None
     assert person.email.lower() in state.gdpr_blocklist
     assert all(o.id != person.id for o in state.all_objects("contacts"))
+
+
+def test_a_record_deleted_in_the_salesforce_org_leaves_the_store_on_the_next_pull(tmp_path: Path) -> None:
+    salesforce = pytest.importorskip("closedloop.sandbox.salesforce")
+    if not hasattr(salesforce, "SalesforceSandbox"):
+        pytest.skip("the Salesforce sandbox does not serve yet")
+    from closedloop.config.models import SalesforceConfig
+    from closedloop.connectors.calls import ApiCallLog
+    from closedloop.connectors.salesforce.build import build_salesforce
+    from closedloop.sync.pipeline import pull_stream
+
+    t0, now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    state = salesforce.SalesforceState()
+    leads = [state.insert("Lead", {"LastName": f"P{i}", "Company": "Acme", "Email": f"p{i}@example.com",
+                                   "GA_Client_Id__c": f"{i}.77", "Status": "Open"}, at=t0)["Id"] for i in range(3)]
+    contact = state.insert("Contact", {"LastName": "Buyer", "Email": "buyer@example.com"}, at=t0)["Id"]
+    opp = state.insert("Opportunity", {"Name": "Deal", "StageName": "Closed Won", "Amount": 5000.0,
+                                       "CloseDate": t0.date(), "IsWon": True, "IsClosed": True}, at=t0)["Id"]
+    state.insert("OpportunityContactRole", {"OpportunityId": opp, "ContactId": contact, "IsPrimary": True}, at=t0)
+    server = salesforce.SalesforceSandbox(state).start()
+    try:
+        secrets = {"password": salesforce.SF_PASSWORD, "security_token": salesforce.SF_SECURITY_TOKEN,
+                   "consumer_secret": salesforce.SF_CONSUMER_SECRET}
+        parts = build_salesforce(
+            SalesforceConfig(auth="password", login_url=server.url, multicurrency=False,
+                             username=salesforce.SF_USERNAME, consumer_key=salesforce.SF_CONSUMER_KEY, **secrets),
+            log=ApiCallLog(), property_prefix="closedloop_", http=server.requests_session(),
+            now=lambda: datetime.now(UTC), sleep=lambda _s: None, secret=lambda name: secrets[name])
+        engine = open_store(f"sqlite:///{tmp_path / 'sf.db'}")
+        streams = [s for s in parts.source.streams() if s.rsplit(".", 1)[1] in (
+            "leads", "contacts", "opportunities", "opportunity_contact_roles")]
+
+        def pull_all() -> None:
+            for stream in streams:
+                pull_stream(engine, parts.source, stream, now=now, progress=lambda _m: None)
+
+        pull_all()
+        assert exact_ids(engine, leads[1]) and exact_ids(engine, opp)
+        assert ("deal_contacts", "contact_id") in exact_ids(engine, contact)
+        state.delete("Lead", leads[1], at=now - timedelta(minutes=5))
+        state.delete("Opportunity", opp, at=now - timedelta(minutes=5))
+        pull_all()
+        assert exact_ids(engine, leads[1]) == [] and exact_ids(engine, opp) == []
+        assert references(engine, {hash_email("p1@example.com"), "1.77"}) == []
+        assert references(engine, {hash_email("p0@example.com"), "0.77"})  # the others stay
+        kept = exact_ids(engine, contact)  # the buyer stays; their link to the deleted deal does not
+        assert ("contacts", "id") in kept and ("deal_contacts", "contact_id") not in kept
+        engine.dispose()
+    finally:
+        server.stop()
