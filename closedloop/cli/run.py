@@ -39,8 +39,12 @@ def run(
     cfg = load(config)
     engine = open_store(cfg.store.url)
     connectors = build_connectors(cfg)
-    with progress_line(not as_json) as say:
+    from closedloop.sync.interrupt import stop_on_signals  # SIGTERM: finish the batch, record interrupted
+
+    with stop_on_signals(lambda name: err.print(f"{name} received: stopping after the batch in flight")) as stop, \
+            progress_line(not as_json) as say:
         report = run_once(
+            should_stop=stop,
             engine=engine,
             config=cfg,
             sources=connectors.sources,
@@ -84,7 +88,7 @@ def run(
         console.print(coverage_table(coverage, currency=report_currency(cfg)))
         for error in report.errors:
             err.print(f"[red]error:[/] {error}")
-    if report.status != "ok":
+    if report.status not in ("ok", "interrupted"):  # interrupted: stopped on request, exit 0
         raise typer.Exit(1)
 
 

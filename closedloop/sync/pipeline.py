@@ -33,6 +33,7 @@ from closedloop.sync.memory import limit_malloc_arenas, release_free_memory
 from closedloop.sync.overlap import rebuild_and_write_back
 from closedloop.sync.readahead import read_ahead
 from closedloop.sync.retention import expire_sessions
+from closedloop.sync.runs import start_run
 from closedloop.sync.writeback import WritebackStats
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def _writeback_dict(stats: WritebackStats | None) -> dict[str, Any] | None:
         "properties_written": stats.properties_written,
         "records_failed": stats.records_failed,
         "records_given_up": stats.records_given_up,
+        "already_right": stats.already_right,
         "by_property": stats.by_property,
         "failures": stats.failures,
     }
@@ -223,11 +225,7 @@ def run_once(
     say = progress or (lambda _msg: None)
     limit_malloc_arenas()
     started = clock()
-    with session_scope(engine) as session:
-        run = SyncRun(job=job, started_at=now, status="running")
-        session.add(run)
-        session.flush()
-        run_id = int(run.id or 0)
+    run_id = start_run(engine, job=job, now=now)  # marks runs whose process died abandoned first
     report = RunReport(run_id=run_id, started_at=now)
     try:
         mark = clock()

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 
 from closedloop.config.schedule import TICK_EPOCH, JobSchedule, ScheduleConfig
 from closedloop.sync.locks import Clock, JobLeases, make_holder_id, wall_clock
+from closedloop.sync.runs import current_holder
 
 _UTC = ZoneInfo("UTC")
 
@@ -168,11 +169,13 @@ class Scheduler:
             progress=_throttled(lambda msg: self.log.info("job %s: %s", job, msg)),
         )
         outcome = JobOutcome(status="failed")
+        token = current_holder.set(self.holder)  # the run row names its lease holder (sync.runs)
         try:
             outcome = self._bodies[job](context)
         except Exception as exc:  # one failed run must not stop the schedule
             self.log.error("job %s failed: %s: %s", job, type(exc).__name__, exc)
         finally:
+            current_holder.reset(token)
             held.release(keep_until=None if outcome.status == "interrupted" else keep_until)
             self.observer.lease_held(job, False)
         duration = time.perf_counter() - mark
