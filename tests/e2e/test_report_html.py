@@ -136,3 +136,21 @@ def test_screenshot_and_a4_print(report_file: tuple[Path, dict[str, Any]], tmp_p
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([0-9.]+) ([0-9.]+)\s*\]", raw)
     assert boxes and all(abs(float(w) - 595.9) < 2 and abs(float(h) - 842) < 2 for w, h in boxes), boxes[:3]
     assert 1 <= len(boxes) <= 6  # the tiny report prints on a few pages, not one per section
+
+
+def test_the_terminal_report_fits_80_columns_when_piped(report_file: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = report_file
+    config = out.parent / "closedloop.yaml"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {"REPORT_TEST_TOKEN": "x"}
+    done = subprocess.run([sys.executable, "-m", "closedloop", "report", "-c", str(config), "--model", "linear",
+                           "--since", "2026-10-01", "--until", "2026-10-31"],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in done.stdout
+    text = done.stdout
+    assert "2026-10-01 to 2026-10-31" in text and "credited under linear" in text and "money in USD" in text
+    assert "Paid total" in text and "credited, not counted" in text
+    runs = subprocess.run([sys.executable, "-m", "closedloop", "runs", "-c", str(config), "--json"],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert runs.returncode == 0 and json.loads(runs.stdout) == []
