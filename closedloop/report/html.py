@@ -13,6 +13,7 @@ from html import escape
 from closedloop.attribution.roi import RoiReport, RoiRow
 from closedloop.report import charts
 from closedloop.report.build import ReportData
+from closedloop.report.funnel import FunnelRow
 from closedloop.report.roi_paid import ALL_LABEL, paid_total
 
 CSS = """
@@ -84,10 +85,7 @@ def _funnel(d: ReportData) -> str:
     head = ["Channel", "Sessions", "Leads", *(["MQL", "SQL"] if d.has_lifecycle else []), "Opps", "Won",
             f"Revenue ({cur})", "Session→lead", "Lead→opp", "Opp→won", "Days to close"]
 
-    def cells(r: object) -> list[str]:
-        from closedloop.report.funnel import FunnelRow
-
-        assert isinstance(r, FunnelRow)
+    def cells(r: FunnelRow) -> list[str]:
         return [escape(r.channel), f"{r.sessions:,}", _num(r.leads, 1),
                 *([_num(r.mql, 1), _num(r.sql, 1)] if d.has_lifecycle else []), _num(r.opportunities, 1),
                 _num(r.won, 1), _num(r.revenue), _pct(r.session_to_lead), _pct(r.lead_to_opportunity),

@@ -129,3 +129,16 @@ def test_report_currency_reads_the_reporting_currency_first(tmp_path: Path) -> N
     path = write_config(tmp_path, url)
     path.write_text(path.read_text(encoding="utf-8") + "reporting_currency: EUR\n", encoding="utf-8")
     assert report_currency(load_config(path)) == "EUR"
+
+
+def test_each_model_sentence_follows_the_configured_weights() -> None:
+    from closedloop.config.attribution import AttributionConfig
+    from closedloop.report.model_notes import model_note
+
+    config = AttributionConfig.model_validate(
+        {"u_shaped": {"first": 50, "lead": 50}, "custom_models": {"mine": {"first": 10, "last": 90}},
+         "time_decay_half_life_days": 3})
+    assert model_note("u_shaped", config).endswith("(first 50%, lead 50%)")
+    assert model_note("mine", config).endswith("(first 10%, last 90%)")
+    assert "half-life 3 days" in model_note("time_decay", config)
+    assert "removed" in model_note("markov", config) and model_note("linear", config) != model_note("markov", config)
