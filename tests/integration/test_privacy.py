@@ -76,7 +76,7 @@ def test_without_a_key_file_or_env_the_first_run_creates_the_file(
         use_hash_key(os.environ.get(ENV_VAR, "closedloop-tests-email-hash-key").encode())
 
 
-def _everything(engine: Engine) -> str:
+def _everything(engine: Engine) -> str:  # every row of every table, as text
     parts: list[str] = []
     with engine.connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
@@ -160,3 +160,44 @@ def test_sessions_older_than_the_retention_leave_on_the_next_run(tmp_path: Path)
     assert len(left) == total - old and min(left) >= cutoff
     assert touches and min(touches) >= cutoff  # the rebuild no longer sees the expired sessions
     engine.dispose()
+
+
+def _seed_two_people(session: Session) -> None:
+    """Two contacts with a row in every table that can name a person; they share one device."""
+    t = NOW - timedelta(days=3)
+    for cid, client, other in (("501", "11.11", "33.33"), ("502", "22.22", "33.33")):
+        session.add(m.Contact(id=cid, created_at=t, updated_at=t, email_hash=f"h{cid}" * 8))
+        for kind, value in (("ga_client_id", client), ("ga_client_id", other), ("email_hash", f"h{cid}" * 8),
+                            ("gclid", f"G{cid}")):
+            session.add(m.ContactIdentity(kind=kind, value=value, contact_id=cid))
+        session.add(m.WebSession(key=f"{client}|k", client_id=client, started_at=t))
+        clicked = {"gclid": f"G{cid}"}
+        session.add(m.WebSession(key=f"click|{cid}", client_id=f"anon{cid}", started_at=t, click_ids=clicked))
+        session.add(m.Touchpoint(id=int(cid), contact_id=cid, key=f"{client}|k", occurred_at=t, channel="Direct"))
+        session.add(m.Conversion(id=f"contact_created:{cid}", kind="contact_created", contact_id=cid, occurred_at=t))
+        session.add(m.Credit(conversion_id=f"contact_created:{cid}", touchpoint_id=int(cid), model="linear",
+                             channel="Direct", weight=1.0))
+        session.add(m.Deal(id=f"9{cid}", created_at=t, updated_at=t, amount=100.0, is_won=True))
+        session.add(m.DealContact(deal_id=f"9{cid}", contact_id=cid))
+        session.add(m.WritebackState(object_type="contacts", object_id=cid, property="closedloop_x", value="1"))
+        session.add(m.QuarantinedRow(stream="hubspot.contacts", record_key=cid, reason="r", first_seen=t, last_seen=t))
+    session.add(m.WebSession(key="33.33|k", client_id="33.33", started_at=t))  # the shared device
+    session.commit()
+
+
+def test_purge_removes_one_person_from_every_table_on_every_store(engine: Engine) -> None:
+    from closedloop.store.purge import forget_person
+
+    with Session(engine) as session:
+        _seed_two_people(session)
+    result = forget_person(engine, contact_ids=["501"])
+    assert result.contact_ids == ["501"]
+    assert result.removed == {"contact_identities": 4, "contacts": 1, "conversions": 1, "credits": 1,
+                              "deal_contacts": 1, "quarantine": 1, "touchpoints": 1, "web_sessions": 2,
+                              "writeback_state": 1}
+    dump = _everything(engine)
+    for needle in ("501", "11.11", "h501", "G501"):
+        assert needle not in dump.replace("9501", ""), needle  # the deal 9501 is not the person's
+    for needle in ("502", "22.22", "h502", "G502", "33.33"):  # the other person and the shared device stay
+        assert needle in dump, needle
+    assert forget_person(engine, contact_ids=["501"]).removed == {}
