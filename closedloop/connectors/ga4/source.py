@@ -221,8 +221,14 @@ def _cells(row: Any) -> tuple[list[str], list[str]]:
     is quarantined for its missing cells)."""
     if not isinstance(row, dict):
         return [], []
-    dims, mets = row.get("dimensionValues"), row.get("metricValues")
-    return (values(dims) if isinstance(dims, list) else [], values(mets) if isinstance(mets, list) else [])
+    return _texts(row.get("dimensionValues")), _texts(row.get("metricValues"))
+
+
+def _texts(cells: Any) -> list[str]:
+    """Cells as text (``values``), a cell of another shape as empty text: it fails its parse."""
+    if not isinstance(cells, list):
+        return []
+    return values([c if isinstance(c, str | dict) else "" for c in cells])
 
 
 def _minute(text: str) -> datetime:
