@@ -10,10 +10,11 @@ only pass a message like ``"hubspot.contacts: 12,345 records"`` are read as a st
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -119,3 +120,30 @@ def log_lines(console: Console, *, every_s: float = LOG_EVERY_S,
         console.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False, soft_wrap=True)
 
     yield report
+
+
+class CountingWriter:
+    """A CRM writer that reports each batch it sends as a write-back step (objects sent so far),
+    so a long write-back shows a count and a rate without the write-back itself knowing.
+
+    Everything else (``ensure_properties``, ``read_properties``, a writer's optional extras) is
+    the wrapped writer's own.  Batches go out from several threads; the count is locked.
+    """
+
+    def __init__(self, writer: Any, report: ProgressSink, *, stream: str = "write-back objects") -> None:
+        self._writer = writer
+        self._report = report
+        self._stream = stream
+        self._sent = 0
+        self._lock = threading.Lock()
+
+    def write(self, updates: Sequence[Any]) -> Any:
+        result = self._writer.write(updates)
+        with self._lock:
+            self._sent += len(updates)
+            sent = self._sent
+        self._report("writing back to the CRM", (self._stream, sent, None))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)

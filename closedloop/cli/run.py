@@ -29,6 +29,7 @@ def run(
     ] = False,
 ) -> None:
     """One real run: pull since the cursors, rebuild, write back what changed, record the run."""
+    from closedloop.cli.progress import CountingWriter
     from closedloop.report.coverage import store_coverage
     from closedloop.report.period import report_currency
     from closedloop.report.terminal import api_calls_table, coverage_table, writeback_table
@@ -48,7 +49,7 @@ def run(
             engine=engine,
             config=cfg,
             sources=connectors.sources,
-            writer=connectors.writer,
+            writer=None if connectors.writer is None else CountingWriter(connectors.writer, say),
             log=connectors.log,
             now=now(),
             progress=say,
@@ -141,7 +142,10 @@ def writeback(
     if connectors.writer is None:
         err.print("No CRM is configured to write to.")
         raise typer.Exit(2)
-    stats = run_writeback(engine, cfg, connectors.writer, now=now())
+    from closedloop.cli.progress import CountingWriter
+
+    with progress_line(not as_json) as say:
+        stats = run_writeback(engine, cfg, CountingWriter(connectors.writer, say), now=now())
     if as_json:
         fields = ("objects_written", "properties_written", "records_failed", "records_given_up", "by_property")
         sys.stdout.write(json.dumps({k: getattr(stats, k) for k in fields}, indent=2, default=str) + "\n")

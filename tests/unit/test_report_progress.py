@@ -68,3 +68,28 @@ def test_bars_show_counts_against_the_total() -> None:
     assert isinstance(output, io.StringIO)
     text = output.getvalue()
     assert "1,234/5,000" in text and "777" in text and "writeback.contacts" in text
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def write(self, updates: list[int]) -> str:
+        self.sent.append(len(updates))
+        return f"wrote {len(updates)}"
+
+    def calls_for(self, n: int) -> int:
+        return n * 2
+
+
+def test_the_counting_writer_reports_objects_sent_and_stays_the_writer() -> None:
+    from closedloop.cli.progress import CountingWriter
+
+    steps: list[tuple[str, tuple[str, int, int | None] | None]] = []
+    writer = FakeWriter()
+    counting = CountingWriter(writer, lambda message, step=None: steps.append((message, step)))
+    assert counting.write([1, 2, 3]) == "wrote 3" and counting.write([4]) == "wrote 1"
+    assert writer.sent == [3, 1]
+    assert [s for _, s in steps] == [("write-back objects", 3, None), ("write-back objects", 4, None)]
+    assert counting.calls_for(5) == 10  # a writer's extras pass through
+    assert getattr(counting, "not_there", None) is None
