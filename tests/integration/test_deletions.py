@@ -295,3 +295,51 @@ def test_a_record_deleted_in_the_salesforce_org_leaves_the_store_on_the_next_pul
         engine.dispose()
     finally:
         server.stop()
+
+
+def test_archive_merge_and_gdpr_delete_through_the_sdk_agree_with_hubspots_spec() -> None:
+    """The archived listing, merge and GDPR delete, sent by the SDK, checked against the stored OpenAPI spec."""
+    spec_file = Path(__file__).resolve().parents[3] / "shared" / "specs" / "hubspot" / "crm_contacts.json"
+    if not spec_file.is_file():
+        pytest.skip(f"HubSpot OpenAPI specs not found at {spec_file.parent}")
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import PublicGdprDeleteInput, PublicMergeInput
+    from test_sandbox_hubspot_spec import TOKEN, RequestLog, Spec, small_company
+
+    from closedloop.sandbox.hubspot import HubSpotSandbox, HubSpotState
+
+    spec = Spec("contacts")
+    state = HubSpotState()
+    state.load_company(small_company())
+    sandbox = HubSpotSandbox(state, access_token=TOKEN, search_per_second=10_000).start()
+    sent = RequestLog()
+    sandbox.server.fault_hooks.append(sent)
+    try:
+        contacts = HubSpot(access_token=TOKEN, host=sandbox.url).crm.contacts.basic_api
+        assert contacts.archive_with_http_info("203")[1] == 204
+        page = contacts.get_page_with_http_info(archived="true", limit=10, _preload_content=False)
+        body = json.loads(page.data)
+        spec.check_response("GET", "/crm/v3/objects/contacts", page.status, body)
+        assert [(o["id"], o["archived"]) for o in body["results"]] == [("203", True)]
+        assert body["results"][0]["archivedAt"]
+        live = json.loads(contacts.get_page_with_http_info(limit=100, _preload_content=False).data)
+        assert "203" not in {o["id"] for o in live["results"]}
+
+        merged = contacts.merge_with_http_info(PublicMergeInput(primary_object_id="200", object_id_to_merge="201"),
+                                               _preload_content=False)
+        merge_path = "/crm/v3/objects/contacts/merge"
+        spec.check_request("POST", merge_path, sent.last("POST", merge_path))
+        spec.check_response("POST", "/crm/v3/objects/contacts/merge", merged.status, json.loads(merged.data))
+        assert state.get_properties("contacts", "200")["hs_merged_object_ids"] == "201"
+        assert state.associated_ids("deals", "900", "contacts") == ["200"]  # 201's deal link moved to 200
+
+        gone = contacts.purge_with_http_info(PublicGdprDeleteInput(object_id="c4@example.org", id_property="email"))
+        assert gone[1] == 204
+        spec.check_request("POST", "/crm/v3/objects/contacts/gdpr-delete",
+                           sent.last("POST", "/crm/v3/objects/contacts/gdpr-delete"))
+        assert state.get("contacts", "204") is None
+        bin_ids = {o["id"] for o in json.loads(contacts.get_page_with_http_info(
+            archived="true", limit=10, _preload_content=False).data)["results"]}
+        assert bin_ids == {"203"}  # a GDPR delete is permanent: not even in the recycle bin
+    finally:
+        sandbox.stop()
