@@ -113,6 +113,7 @@ def pull_stream(
     progress: Progress,
     should_stop: ShouldStop = never,
     warn: Warn = no_warn,
+    quarantine_raw: bool = False,
 ) -> Counter[str]:
     with Session(engine) as session:
         cursor = load_cursor(session, stream)
@@ -127,7 +128,7 @@ def pull_stream(
                     totals.update(store_records(session, records))
                 _warn_oversized(session, warn)
             with session_scope(engine) as session:
-                totals.update(store_batch(session, last, now=now))
+                totals.update(store_batch(session, last, now=now, quarantine_raw=quarantine_raw))
             _warn_oversized(session, warn)
             totals["batches"] += 1
             progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
@@ -163,6 +164,7 @@ def pull_sources(
     progress: Progress,
     should_stop: ShouldStop,
     warn: Warn = no_warn,
+    quarantine_raw: bool = False,
 ) -> None:
     """Every stream side by side, each committing its own batches and cursor.
 
@@ -184,7 +186,8 @@ def pull_sources(
         started = time.perf_counter()
         try:
             report.pulled[stream] = dict(
-                pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop, warn=warn)
+                pull_stream(engine, source, stream, now=now, progress=progress, should_stop=should_stop, warn=warn,
+                            quarantine_raw=quarantine_raw)
             )
         except (ClosedloopAPIError, RecordError) as exc:
             # A record error here is one its connector failed to quarantine: the stream stops, the run goes on.
@@ -230,7 +233,8 @@ def run_once(
     try:
         mark = clock()
         if pull:
-            pull_sources(engine, sources, report, now=now, progress=say, should_stop=should_stop, warn=log.warn)
+            pull_sources(engine, sources, report, now=now, progress=say, should_stop=should_stop, warn=log.warn,
+                         quarantine_raw=config.privacy.quarantine_raw)
             _warn_unknown_stages(engine, log.warn)
         expire_sessions(engine, config, now=now)  # privacy.session_retention_days
         if should_stop():

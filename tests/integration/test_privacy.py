@@ -201,3 +201,19 @@ def test_purge_removes_one_person_from_every_table_on_every_store(engine: Engine
     for needle in ("502", "22.22", "h502", "G502", "33.33"):  # the other person and the shared device stay
         assert needle in dump, needle
     assert forget_person(engine, contact_ids=["501"]).removed == {}
+
+
+def test_a_run_keeps_raw_quarantine_values_when_the_config_opts_in(tmp_path: Path) -> None:
+    company = generate_company(contacts=30, seed=4, now=NOW, days=30)
+    bad = company.contacts[2]
+    with start_sandbox(company, now=NOW, burst_limit=100_000) as sandbox:
+        sandbox.hubspot.state.write("contacts", bad.id, {"createdate": "last tuesday"}, now=NOW)
+        url = f"sqlite:///{tmp_path / 'raw.db'}"
+        engine = open_store(url)
+        config = sandbox.config(store_url=url, privacy=PrivacyConfig(quarantine_raw=True))
+        connectors = build_connectors(config, sleep=lambda _s: None)
+        run_once(engine=engine, config=config, sources=connectors.sources, writer=None, log=connectors.log, now=NOW)
+    with Session(engine) as session:
+        row = session.execute(select(m.QuarantinedRow).where(m.QuarantinedRow.record_key == bad.id)).scalars().one()  # type: ignore[arg-type]
+    assert row.payload["properties"]["createdate"] == "last tuesday" and "'last tuesday'" in row.reason
+    engine.dispose()
