@@ -54,7 +54,12 @@ def build_connectors(
         stages = list(config.mapping.milestones.lifecycle_stages)
         hours = config.privacy.reconcile_hours
         reconcile = None if hours is None else timedelta(hours=hours)
-        out.sources.append(HubSpotSource(client, hs, lifecycle_stages=stages, reconcile_every=reconcile))
+        from closedloop.sync.properties import owned_names
+
+        owned = owned_names(config.writeback.property_prefix, config.attribution.primary_model)
+        out.sources.append(
+            HubSpotSource(client, hs, lifecycle_stages=stages, reconcile_every=reconcile, writeback_properties=owned)
+        )
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)
     if config.crm == "salesforce" and config.salesforce is not None:
         from closedloop.connectors.salesforce.build import build_salesforce

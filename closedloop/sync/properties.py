@@ -99,6 +99,26 @@ def property_specs(prefix: str, model: str) -> list[PropertySpec]:
     ]
 
 
+def owned_names(prefix: str, model: str) -> dict[str, list[str]]:
+    """Object type -> closedloop's property names: what a source asks the CRM for besides its
+    own fields, so a first run knows which values the CRM already holds."""
+    out: dict[str, list[str]] = {}
+    for spec in property_specs(prefix, model):
+        out.setdefault(spec.object_type, []).append(spec.name)
+    return out
+
+
+def same_value(held: str, wanted: str) -> bool:
+    """A value the CRM holds equals the one computed: the same text, or the same number (a CRM
+    may answer ``3.0`` for the ``3`` written, or ``2.50`` for ``2.5``)."""
+    if held == wanted:
+        return True
+    try:
+        return float(held) == float(wanted)
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class TouchView:
     occurred_at: datetime

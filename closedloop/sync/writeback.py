@@ -22,7 +22,7 @@ from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate
 from closedloop.store import models as m
 from closedloop.store.engine import plain_rows
 from closedloop.sync.interrupt import ShouldStop, never
-from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs
+from closedloop.sync.properties import TouchView, contact_values, deal_values, property_specs, same_value
 from closedloop.sync.readahead import read_ahead
 from closedloop.sync.sender import ParallelSender
 from closedloop.sync.writeback_state import (
@@ -134,14 +134,25 @@ def _deal_chunk(
 
 
 def plan_changes(
-    engine: Engine, config: Config, *, contact_chunks: Iterable[Sequence[str]] | None = None
+    engine: Engine,
+    config: Config,
+    *,
+    contact_chunks: Iterable[Sequence[str]] | None = None,
+    stats: WritebackStats | None = None,
 ) -> Iterator[list[PropertyChange]]:
-    """Chunks of property changes that differ from what was last written and may still be tried."""
+    """Chunks of property changes that differ from what was last written and may still be tried.
+
+    "Last written" is ``writeback_state``; where it holds nothing (a fresh store, a new
+    property), the value the CRM held when the record was last pulled (``crm_values``) is the
+    old value instead, so a first run on a portal that already has values writes only the real
+    differences.  Those found already right are counted in ``stats.already_right``.
+    """
     max_attempts = config.writeback.max_attempts
 
     def plan(chunk: list[tuple[ObjectType, str, dict[str, str]]]) -> list[PropertyChange]:
         keys = {(t, i) for t, i, _ in chunk}
         state: dict[tuple[str, str, str], tuple[str | None, str | None, int]] = {}
+        held: dict[tuple[str, str], dict[str, str]] = {}
         with Session(engine) as session:
             for object_type in {t for t, _ in keys}:
                 ids = [i for t, i in keys if t == object_type]
@@ -156,10 +167,19 @@ def plan_changes(
                     ).where(col(m.WritebackState.object_type) == object_type, col(m.WritebackState.object_id).in_(ids)),
                 ):
                     state[(object_type, row[0], row[1])] = (row[2], row[3], row[4])
+                held.update(_crm_values(session, object_type, ids))
         changes = []
         for object_type, object_id, values in chunk:
+            crm = held.get((object_type, object_id), {})
             for prop, new in values.items():
-                old, pending, attempts = state.get((object_type, object_id, prop), (None, None, 0))
+                known = state.get((object_type, object_id, prop))
+                if known is None and prop in crm:
+                    if same_value(crm[prop], new):
+                        if stats is not None:
+                            stats.already_right += 1
+                        continue
+                    known = (crm[prop], None, 0)
+                old, pending, attempts = known or (None, None, 0)
                 if old == new or (old is None and new == ""):
                     continue
                 if pending == new and attempts >= max_attempts:
@@ -172,6 +192,19 @@ def plan_changes(
     for chunk in desired_values(engine, config, contact_chunks=contact_chunks):
         if chunk:
             yield plan(chunk)
+
+
+def _crm_values(session: Session, object_type: ObjectType, ids: list[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """The closedloop values each record held in the CRM when last pulled (its ``crm_values``)."""
+    model: type[m.Contact] | type[m.Deal] = m.Contact if object_type == "contacts" else m.Deal
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for object_id, props in plain_rows(
+        session, select(col(model.id), col(model.properties)).where(col(model.id).in_(ids))
+    ):
+        values = (props or {}).get("crm_values")
+        if isinstance(values, dict) and values:
+            out[(object_type, object_id)] = {k: str(v) for k, v in values.items() if v is not None}
+    return out
 
 
 def run_writeback(
@@ -205,7 +238,7 @@ def run_writeback(
     unsent = _Unsent()
 
     def planned_and_marked() -> Iterator[dict[tuple[ObjectType, str], list[PropertyChange]]]:
-        for changes in plan_changes(engine, config, contact_chunks=contact_chunks):
+        for changes in plan_changes(engine, config, contact_chunks=contact_chunks, stats=stats):
             for change in changes:
                 if (change.object_type, change.property) not in owned:  # never touch what isn't ours
                     raise AssertionError(f"refusing to write {change.property}: not a closedloop property")

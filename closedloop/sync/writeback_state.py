@@ -46,6 +46,9 @@ class WritebackStats:
     failures: list[dict[str, str]] = field(default_factory=list)
     by_property: dict[str, int] = field(default_factory=dict)
     reconciled: int = 0  # values found already written after a crash, not sent again
+    # Values with no write-back state that the CRM already held as computed (read with the
+    # pull): a first run on a portal that has values sends only the real differences.
+    already_right: int = 0
 
 
 def mark_in_flight(engine: Engine, changes: Sequence[PropertyChange]) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
 from hubspot.crm.deals import BatchReadInputSimplePublicObjectId
@@ -25,8 +25,9 @@ from closedloop.connectors.hubspot.parse import (
 from closedloop.connectors.hubspot.search import newest_modified_ms, next_after, search_modified
 from closedloop.connectors.hubspot.shape import NO_ID
 from closedloop.errors import SkippableRecordError, StalledCursorError
-from closedloop.records import Batch, DeletedRecord, LiveIdSet, QuarantinedRecord
+from closedloop.records import Batch, ContactRecord, DealRecord, DeletedRecord, LiveIdSet, QuarantinedRecord
 
+_R = TypeVar("_R", ContactRecord, DealRecord)
 HISTORY_BATCH = 50  # reads with propertiesWithHistory take (or list) at most 50 objects
 ASSOCIATION_BATCH = 1000
 LISTING_AFTER = "listing_after"  # in the deals cursor while the first full listing is under way
@@ -45,10 +46,14 @@ class HubSpotSource:
         *,
         lifecycle_stages: Sequence[str] = (),
         reconcile_every: timedelta | None = None,
+        writeback_properties: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``reconcile_every``: how often the deletions stream lists every live contact id, the
-        only way to see GDPR (permanent) deletes; None never does."""
+        only way to see GDPR (permanent) deletes; None never does.  ``writeback_properties``
+        (object type -> closedloop's own property names) are asked for alongside the others, at
+        no extra call, so the write-back knows what the CRM already holds (``crm_values``)."""
         self.reconcile_every = reconcile_every
+        self.writeback_properties = {k: list(v) for k, v in (writeback_properties or {}).items()}
         self.client = client
         self.config = config
         self.lifecycle_stages = tuple(lifecycle_stages)
@@ -94,7 +99,10 @@ class HubSpotSource:
             self.client,
             "contacts",
             modified_property="lastmodifieddate",
-            properties=contact_properties_to_fetch(names, self.lifecycle_stages),
+            properties=[
+                *contact_properties_to_fetch(names, self.lifecycle_stages),
+                *self.writeback_properties.get("contacts", ()),
+            ],
             cursor=cursor,
             page_size=self.config.search_page_size,
         ):
@@ -102,7 +110,8 @@ class HubSpotSource:
             quarantined: list[QuarantinedRecord] = []
             for obj in objects:
                 try:
-                    records.append(parse_contact(obj, names, self.lifecycle_stages, warn=self.warn))
+                    contact = parse_contact(obj, names, self.lifecycle_stages, warn=self.warn)
+                    records.append(self._with_crm_values(contact, obj, "contacts"))
                 except SkippableRecordError as exc:
                     quarantined.append(_quarantine("hubspot.contacts", exc, obj))
             yield Batch("hubspot.contacts", records, next_cursor, quarantined)
@@ -137,7 +146,7 @@ class HubSpotSource:
                 self.client.deals_basic.get_page_with_http_info,
                 limit=HISTORY_BATCH,
                 after=after,
-                properties=DEAL_PROPERTIES,
+                properties=[*DEAL_PROPERTIES, *self.writeback_properties.get("deals", ())],
                 properties_with_history=["dealstage"],
                 archived="false",  # HubSpot's spelling: the SDK would send Python's "False"
             )
@@ -172,7 +181,7 @@ class HubSpotSource:
             self.client,
             "deals",
             modified_property="hs_lastmodifieddate",
-            properties=DEAL_PROPERTIES,
+            properties=[*DEAL_PROPERTIES, *self.writeback_properties.get("deals", ())],
             cursor=cursor,
             page_size=self.config.search_page_size,
         ):
@@ -190,7 +199,7 @@ class HubSpotSource:
         pipelines: dict[str, str | None] = {}
         for obj in objects:
             try:
-                deal = parse_deal(obj, warn=self.warn)
+                deal = self._with_crm_values(parse_deal(obj, warn=self.warn), obj, "deals")
                 history = parse_stage_history(obj, deal.pipeline, warn=self.warn) if history_included else []
             except SkippableRecordError as exc:
                 quarantined.append(_quarantine("hubspot.deals", exc, obj))
@@ -203,6 +212,16 @@ class HubSpotSource:
             records.extend(self.pull_deal_stage_history(ids, pipelines, quarantined))
         records.extend(self.pull_deal_contact_links(ids, quarantined))
         return Batch("hubspot.deals", records, cursor, quarantined)
+
+    def _with_crm_values(self, record: _R, obj: Any, object_type: str) -> _R:
+        """The record with the closedloop values the CRM holds now under ``properties["crm_values"]``
+        (a defined property without a value reads as ""; one the portal lacks is left out)."""
+        wanted = self.writeback_properties.get(object_type)
+        props = obj.get("properties") if isinstance(obj, dict) else None
+        if not wanted or not isinstance(props, dict):
+            return record
+        held = {name: "" if props[name] is None else str(props[name]) for name in wanted if name in props}
+        return replace(record, properties={**record.properties, "crm_values": held})
 
     def pull_deletions(self, cursor: dict[str, Any] | None) -> Batch:
         """Contacts and deals archived (deleted, in the recycle bin) since the cursor: the store purges them.
