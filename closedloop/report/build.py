@@ -30,10 +30,12 @@ from closedloop.report.roi_query import (
     read_days_lead_to_won,
     read_spend,
     replace_file_spend,
+    spend_rates,
 )
 from closedloop.report.trend import MonthRow, monthly_trend
 from closedloop.store import models as m
 from closedloop.store.engine import session_scope
+from closedloop.store.rebuilt import credits_basis
 
 
 @dataclass(slots=True)
@@ -128,13 +130,13 @@ def _data_span(session: Session) -> tuple[datetime | None, datetime | None]:
 
 def build_report(engine: Any, config: Config, *, model: str, period: Period, now: datetime) -> ReportData:
     """Read the store (and load the configured spend files, as ``roi`` does) into one ``ReportData``."""
-    notes: list[str] = []
+    notes: list[str] = [w for w in [credits_basis(engine, config).warning()] if w]  # first: it qualifies all
     files = load_spend_files(config.attribution.spend_files)
     with session_scope(engine) as session:
         replace_file_spend(session, files, currency=config.attribution.currency or "")
         spend, currencies = read_spend(
             session, ChannelMapper.from_config(config.mapping), file_origins=[f.origin for f in files],
-            since=period.since, until=period.until,
+            since=period.since, until=period.until, rates=spend_rates(config),
         )
         credits = read_credits(session, model, since=period.start, until=period.end)
         days = read_days_lead_to_won(session, since=period.start, until=period.end)
@@ -153,6 +155,9 @@ def build_report(engine: Any, config: Config, *, model: str, period: Period, now
     by_channel = roi_report(spend, credits, days, group_by="channel")
     by_campaign = roi_report(spend, credits, days, group_by="campaign")
     rows = funnel_rows(by_channel, sessions, qualified)
+    if not credits and any(r.leads or r.won for r in trend):
+        notes.append(f"No credits under model {model} in the store: add it to attribution.models and run "
+                     "`closedloop run --no-pull`; its columns are empty until then.")
     if not spend:
         notes.append("No spend is known (no GA4 ad cost, no spend_files): cost, CAC, ROAS and ROI are blank.")
     paid = paid_total(by_channel)

@@ -142,3 +142,12 @@ def test_each_model_sentence_follows_the_configured_weights() -> None:
     assert model_note("mine", config).endswith("(first 10%, last 90%)")
     assert "half-life 3 days" in model_note("time_decay", config)
     assert "removed" in model_note("markov", config) and model_note("linear", config) != model_note("markov", config)
+
+
+def test_a_model_without_credits_says_so(store: tuple[str, Path]) -> None:
+    path = store[1]
+    path.write_text(path.read_text(encoding="utf-8").replace("[first_touch, linear]", "[first_touch, linear, markov]"),
+                    encoding="utf-8")
+    data = report(store, model="markov")
+    assert data.funnel_total.leads == 0 and any("No credits under model markov" in n for n in data.notes)
+    assert not any("No credits" in n for n in report(store).notes)
