@@ -2,7 +2,7 @@
 
 A command parses its options, calls one function of a part and renders what comes back.  Each
 command module imports the parts it needs only inside its command, and the typer app
-(``closedloop.cli.app``) imports a command module only when that command runs.  This package's
+(``closedloop.cli.application``) imports a command module only when that command runs.  This package's
 own import loads nothing at all (``app`` is resolved on first use).
 
 ``entrypoint`` answers the command lines people type most without typer: ``closedloop``,
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from closedloop.cli.app import app as app
+    from closedloop.cli.application import app as app
 
 
 def entrypoint(argv: Sequence[str] | None = None) -> None:
@@ -43,14 +43,14 @@ def entrypoint(argv: Sequence[str] | None = None) -> None:
         from closedloop.cli.attribute import main
 
         raise SystemExit(main(args[1:], prog_name="closedloop attribute"))
-    from closedloop.cli.app import app
+    from closedloop.cli.application import app
 
     app(args, prog_name="closedloop")
 
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from closedloop.cli.app import app
+        from closedloop.cli.application import app
 
         return app
     raise AttributeError(name)

@@ -3,7 +3,7 @@
 ``COMMANDS`` names each command's module and a one-line help; ``closedloop --help`` renders the
 table without importing typer or any command module (``closedloop.cli.help`` draws it), and a
 command's module is imported only when that command runs (pip's command table is the model).
-The typer app that runs commands is ``closedloop.cli.app``; ``app`` here resolves to it lazily.
+The typer app that runs commands is ``closedloop.cli.application``; ``app`` here resolves to it lazily.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from closedloop.cli.app import app as app
+    from closedloop.cli.application import app as app
 
 ABOUT = (
     "Closed-loop marketing attribution: GA4 sessions + CRM outcomes -> credit per channel, "
@@ -111,7 +111,7 @@ def top_level_help() -> str:
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from closedloop.cli.app import app
+        from closedloop.cli.application import app
 
         return app
     raise AttributeError(name)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
-from closedloop.cli.app import app as closedloop_app
+from closedloop.cli.application import app as closedloop_app
 from closedloop.config.models import Config
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
