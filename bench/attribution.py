@@ -56,7 +56,7 @@ HEURISTICS_SCRIPT = """
 import json, sys, time
 from pathlib import Path
 from closedloop.config.names import HEURISTIC_MODEL_NAMES
-from closedloop.attribution.pathfile import read_path_file
+from closedloop.files.pathfile import read_path_file
 from closedloop.attribution.registry import channel_credits
 from closedloop.config.attribution import AttributionConfig
 config = AttributionConfig()

@@ -1,6 +1,8 @@
-"""Credits per channel for a path file (channelattribution's format), under one model or all.
+"""Credits per channel for path-level data (channelattribution's format), under one model or all.
 
-What ``closedloop attribute`` computes between parsing its options and printing.  Markov models
+What ``closedloop attribute`` computes between reading its file and printing.  The file itself is
+read by ``closedloop.files.pathfile`` (this part does no I/O): the caller passes a reader, which
+is called once, after the model name is checked, with the settings that shape the batch.  Markov models
 whose order is in their name (``markov_1``..``markov_4``) need no settings, and ``markov`` without
 a config is the default order, so without a config they skip pydantic altogether: that import
 costs a fifth of a million-journey run.
@@ -8,20 +10,20 @@ costs a fifth of a million-journey run.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
-from closedloop.attribution.pathfile import read_path_file
-from closedloop.attribution.pathfile_fast import DEFAULT_SEPARATOR, PathColumns
 from closedloop.config.names import DEFAULT_MARKOV_ORDER, MARKOV_MODEL_NAMES
 from closedloop.errors import UsageError
 
 if TYPE_CHECKING:
-    from closedloop.attribution.batch import FloatArray
+    from closedloop.attribution.batch import FloatArray, TouchBatch
     from closedloop.config.attribution import AttributionConfig
 
 # Markov models whose only setting, the order, is in their name.
 ORDER_IN_NAME = tuple(name for name in MARKOV_MODEL_NAMES if name != "markov")
+# Reads the batch given the direct channels and the days between touches (they shape heuristics).
+BatchReader = Callable[[Collection[str], float], "TouchBatch"]
 
 
 def settings_free_order(model: str) -> int | None:
@@ -44,26 +46,18 @@ class Credits(Protocol):
     def value(self) -> FloatArray: ...
 
 
-def path_file_credits(
-    paths_file: Path,
-    model: str,
-    *,
-    config: AttributionConfig | None,
-    columns: PathColumns | None = None,
-    separator: str = DEFAULT_SEPARATOR,
-) -> list[dict[str, Any]]:
+def path_credits(read_batch: BatchReader, model: str, *, config: AttributionConfig | None) -> list[dict[str, Any]]:
     """One ``{"model", "channels": {name: {"conversions", "value"}}}`` per model, channels sorted.
 
     ``model`` may be ``all``; ``config`` None means the defaults.  Raises ``UsageError`` for an
-    unknown model and ``PathFileError`` for a file that cannot be read.
+    unknown model (before ``read_batch`` is called) and whatever ``read_batch`` raises.
     """
-    columns = columns or PathColumns()
     order = settings_free_order(model) if config is None else None
     if order is not None:
         from closedloop.attribution.markov import markov_attribution
 
         # Direct channels and step days shape only heuristics, so the defaults are harmless.
-        batch = read_path_file(paths_file, columns=columns, separator=separator)
+        batch = read_batch(("direct",), 1.0)
         markov = markov_attribution(batch, order)
         return [_as_dict(model, markov.channel_names, markov.conversions, markov.value)]
     if config is None:
@@ -73,13 +67,7 @@ def path_file_credits(
     valid = config.model_names()
     if model != "all" and model not in valid:
         raise UsageError(f"unknown model {model!r}; valid: all, {', '.join(valid)}", "--model")
-    batch = read_path_file(
-        paths_file,
-        columns=columns,
-        separator=separator,
-        direct_channels=config.direct_channels,
-        step_days=config.path_step_days,
-    )
+    batch = read_batch(config.direct_channels, config.path_step_days)
     from closedloop.attribution.registry import channel_credits
 
     names = list(valid) if model == "all" else [model]

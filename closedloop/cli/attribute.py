@@ -29,9 +29,9 @@ from closedloop.errors import ClosedloopError, UsageError
 if TYPE_CHECKING:
     import typer
 
-    from closedloop.attribution.pathfile_fast import PathColumns
+    from closedloop.files.pathfile_fast import PathColumns
 
-# closedloop.attribution.pathfile_fast's defaults, written out so help needs no numpy (a unit
+# closedloop.files.pathfile_fast's defaults, written out so help needs no numpy (a unit
 # test keeps them equal).
 DEFAULT_PATH_COLUMN = "path"
 DEFAULT_CONVERSIONS_COLUMN = "total_conversions"
@@ -66,7 +66,7 @@ class AttributeRequest(NamedTuple):
 def run_attribute(request: AttributeRequest) -> str:
     """The rendered credits; raises ``UsageError`` for bad options, ``PathFileError`` for bad
     data and ``ConfigError`` for a bad ``--config``."""
-    from closedloop.attribution.path_credits import path_file_credits
+    from closedloop.files.pathfile import path_file_credits
     from closedloop.report.credits import FORMATS, render_credits
 
     if request.output_format not in FORMATS:
@@ -85,7 +85,7 @@ def run_attribute(request: AttributeRequest) -> str:
 def _typer_command() -> Callable[..., None]:
     import typer
 
-    from closedloop.attribution.pathfile_fast import PathColumns
+    from closedloop.files.pathfile_fast import PathColumns
 
     def attribute(
         paths_file: Annotated[Path, typer.Argument(help=HELP["paths_file"])],
@@ -194,7 +194,7 @@ def parse_plain_command_line(argv: Sequence[str]) -> AttributeRequest | None:
     if len(positional) != 1:
         return None
     config = values.get("config_file")
-    from closedloop.attribution.pathfile_fast import PathColumns
+    from closedloop.files.pathfile_fast import PathColumns
 
     return AttributeRequest(
         paths_file=Path(positional[0]),

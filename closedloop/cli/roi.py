@@ -42,8 +42,8 @@ def roi(
     ] = None,
 ) -> None:
     """Cost per lead, per opportunity, CAC, ROAS, ROI and funnel rates per channel or campaign."""
-    from closedloop.attribution.spend import load_spend_files
     from closedloop.cli.report import check_period, parse_day
+    from closedloop.files.spend import load_spend_files
     from closedloop.report.roi_paid import totals_dict
     from closedloop.report.roi_query import compute_roi
     from closedloop.report.roi_table import roi_table

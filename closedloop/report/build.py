@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from closedloop.attribution.roi import RoiReport, roi_report
-from closedloop.attribution.spend import load_spend_files
 from closedloop.config.models import Config
 from closedloop.errors import UsageError
+from closedloop.files.spend import load_spend_files
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.report.coverage import CoverageFigure, coverage_figures
 from closedloop.report.funnel import FunnelRow, funnel_rows, funnel_total, qualified_leads, sessions_by_channel

@@ -14,9 +14,9 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from closedloop.attribution.roi import GA4_ORIGIN, CreditLine, GroupBy, RoiReport, SpendLine, roi_report
-from closedloop.attribution.spend import SpendFile
 from closedloop.config.models import Config
 from closedloop.errors import UsageError
+from closedloop.files.spend import SpendFile
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.utm import RawTouch
 from closedloop.report.coverage import CoverageFigure, coverage_figures

@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from closedloop.attribution import markov, pathfile_fast
+from closedloop.attribution import markov
 from closedloop.attribution.batch import TouchBatch
-from closedloop.cli.attribute import main, parse_plain_command_line, register
 from closedloop.attribution.markov import markov_attribution
-from closedloop.attribution.pathfile import PathColumns, PathFileError, read_path_file
+from closedloop.cli.attribute import main, parse_plain_command_line, register
+from closedloop.files import pathfile_fast
+from closedloop.files.pathfile import PathColumns, PathFileError, read_path_file
 
 HEADER = "path,total_conversions,total_conversion_value,total_null"
 CHANNELS = ("a", "b", "direct", "é-mail", "paid search")

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from closedloop.attribution.batch import TouchBatch
-from closedloop.attribution.pathfile import read_path_file
-from closedloop.attribution.pathfile_fast import PathColumns, plain_layout
-from closedloop.attribution.pathfile_vector import read_plain
+from closedloop.files.pathfile import read_path_file
+from closedloop.files.pathfile_fast import PathColumns, plain_layout
+from closedloop.files.pathfile_vector import read_plain
 
 # Names of 1, 8, 9, 16, 17 and 30 bytes (the reader compares 8 bytes at a time) and non-ASCII.
 CHANNELS = ("a", "b", "direct", "abcdefgh", "abcdefghi", "é-mail", "paid search 1234", "x" * 17, "y" * 30)

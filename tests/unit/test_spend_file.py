@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closedloop.attribution.spend import (
+from closedloop.config.loader import ConfigError, parse_config
+from closedloop.files.spend import (
     MAX_ORIGIN,
     SpendEntry,
     load_spend_files,
@@ -20,7 +21,6 @@ from closedloop.attribution.spend import (
     parse_spend_yaml,
     spend_origin,
 )
-from closedloop.config.loader import ConfigError, parse_config
 
 
 def test_csv_rows_become_entries_and_repeats_add_up() -> None:

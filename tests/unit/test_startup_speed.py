@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from closedloop.attribution import pathfile_fast
-from closedloop.attribution.path_credits import path_file_credits
 from closedloop.cli import attribute
 from closedloop.cli.main import COMMANDS, top_level_help
 from closedloop.config.attribution import AttributionConfig
 from closedloop.config.names import DEFAULT_MARKOV_ORDER
+from closedloop.files import pathfile_fast
+from closedloop.files.pathfile import path_file_credits
 
 HEAVY = ("typer", "rich", "click", "pydantic", "numpy", "sqlalchemy", "sqlmodel", "yaml")
 

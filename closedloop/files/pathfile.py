@@ -23,12 +23,13 @@ import csv
 import math
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
 from closedloop.attribution.batch import FloatArray, IntArray, TouchBatch, batch_from_codes
-from closedloop.attribution.pathfile_fast import (
+from closedloop.errors import PathFileError
+from closedloop.files.pathfile_fast import (
     DEFAULT_NULL_COLUMN,
     DEFAULT_SEPARATOR,
     DEFAULT_VALUE_COLUMN,
@@ -37,8 +38,32 @@ from closedloop.attribution.pathfile_fast import (
     encode_paths,
     plain_layout,
 )
-from closedloop.attribution.pathfile_vector import read_plain
-from closedloop.errors import PathFileError
+from closedloop.files.pathfile_vector import read_plain
+
+if TYPE_CHECKING:
+    from closedloop.config.attribution import AttributionConfig
+
+
+def path_file_credits(
+    paths_file: Path,
+    model: str,
+    *,
+    config: AttributionConfig | None,
+    columns: PathColumns | None = None,
+    separator: str = DEFAULT_SEPARATOR,
+) -> list[dict[str, Any]]:
+    """``attribution.path_credits.path_credits`` over ``paths_file``: what ``closedloop attribute`` prints.
+
+    Raises ``UsageError`` for an unknown model (before the file is read) and ``PathFileError``
+    for a file that cannot be read.
+    """
+    from closedloop.attribution.path_credits import path_credits
+
+    def read(direct_channels: Collection[str], step_days: float) -> TouchBatch:
+        return read_path_file(paths_file, columns=columns or PathColumns(), separator=separator,
+                              direct_channels=direct_channels, step_days=step_days)  # fmt: skip
+
+    return path_credits(read, model, config=config)
 
 
 def read_path_file(

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from closedloop.attribution.batch import FloatArray, IntArray
-from closedloop.attribution.pathfile_fast import _Layout
+from closedloop.files.pathfile_fast import _Layout
 
 MAX_TOKEN_BYTES = 64
 _NEWLINE, _RETURN, _COMMA, _DOT, _ZERO = 10, 13, 44, 46, 48

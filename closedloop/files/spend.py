@@ -86,9 +86,7 @@ def load_spend_files(paths: Sequence[str | Path], *, base_dir: Path | None = Non
             path = base_dir / path
         origin = spend_origin(path)
         if origin in origins:
-            problems.append(
-                Problem(str(path), None, "", f"same file name as {origins[origin]}; rename one")
-            )
+            problems.append(Problem(str(path), None, "", f"same file name as {origins[origin]}; rename one"))
             continue
         origins[origin] = path
         try:
@@ -179,14 +177,16 @@ def parse_spend_csv(text: str, *, file: str) -> tuple[list[SpendEntry], list[Pro
         return [], [Problem(file, 1, "", f"not valid CSV: {exc}")]
     names = [h.strip().lower() for h in header]
     problems = [
-        Problem(file, 1, f"{name or '(empty)'} (column {i + 1})", "unknown column; expected "
-                f"{', '.join(CSV_REQUIRED + CSV_OPTIONAL)}")
+        Problem(
+            file,
+            1,
+            f"{name or '(empty)'} (column {i + 1})",
+            f"unknown column; expected {', '.join(CSV_REQUIRED + CSV_OPTIONAL)}",
+        )
         for i, name in enumerate(names)
         if name not in CSV_REQUIRED + CSV_OPTIONAL
     ]
-    problems += [
-        Problem(file, 1, name, "required column is missing") for name in CSV_REQUIRED if name not in names
-    ]
+    problems += [Problem(file, 1, name, "required column is missing") for name in CSV_REQUIRED if name not in names]
     problems += [
         Problem(file, 1, f"{name} (column {i + 1})", "column appears twice")
         for i, name in enumerate(names)
