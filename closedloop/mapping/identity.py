@@ -9,7 +9,6 @@ resolves to nobody, because guessing would credit one contact's deal to another'
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,11 +39,6 @@ class MergeProblem:
     message: str
 
 
-def email_hash(email: str) -> str:
-    """sha256 hex of the trimmed, lower-cased address: joins on email without storing it."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-
-
 def split_multi_value(value: str | None, separator: str = ";") -> tuple[str, ...]:
     """'a; b;;a' -> ('a', 'b'): one CRM property holding a value per device, deduplicated."""
     if not value:
@@ -60,8 +54,10 @@ def split_multi_value(value: str | None, separator: str = ";") -> tuple[str, ...
 def normalise_key(key: IdentityKey) -> IdentityKey | None:
     """One spelling per key; None for an empty value.
 
-    Client ids lose the cookie prefix, emails are hashed if they arrive in clear, hashes are
-    lower-cased.  Click ids are case-sensitive tokens and are only trimmed.  A key already in
+    Client ids lose the cookie prefix, hashes are lower-cased.  An address in clear is refused
+    (None): only the connectors hash emails, with the keyed hash (HMAC) whose key mapping never
+    sees, so an unkeyed hash here would be both a second spelling and reversible.  Click ids are
+    case-sensitive tokens and are only trimmed.  A key already in
     its one spelling is returned as it is (half a million lookups per rebuild allocate nothing).
     """
     kind = key.kind if key.kind in _KINDS else key.kind.strip().lower()
@@ -72,7 +68,9 @@ def normalise_key(key: IdentityKey) -> IdentityKey | None:
         cookie = _GA_COOKIE.match(value)
         value = cookie.group(1) if cookie else value
     elif kind == "email_hash":
-        value = email_hash(value) if "@" in value else (value if value.islower() else value.lower())
+        if "@" in value:
+            return None
+        value = value if value.islower() else value.lower()
     if kind == key.kind and value == key.value:
         return key
     return IdentityKey(_KINDS.get(kind, kind), value)

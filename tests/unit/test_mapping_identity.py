@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from closedloop.mapping.identity import (
     IdentityGraph,
     IdentityKey,
-    email_hash,
     normalise_key,
     split_multi_value,
 )
@@ -20,9 +19,7 @@ def cid(value: str) -> IdentityKey:
     return IdentityKey("ga_client_id", value)
 
 
-def test_email_hash_is_sha256_of_trimmed_lowercase() -> None:
-    expected = hashlib.sha256(b"ada@example.com").hexdigest()
-    assert email_hash("  Ada@Example.COM ") == expected
+HASHED = hashlib.sha256(b"a keyed hash stands here").hexdigest()
 
 
 def test_split_multi_value_dedupes_and_drops_blanks() -> None:
@@ -31,10 +28,11 @@ def test_split_multi_value_dedupes_and_drops_blanks() -> None:
     assert split_multi_value("a|b", separator="|") == ("a", "b")
 
 
-def test_client_id_cookie_prefix_and_clear_email_are_normalised() -> None:
+def test_client_id_cookie_prefix_is_normalised_and_a_clear_email_refused() -> None:
     assert normalise_key(cid("GA1.2.12345.67890")) == cid("12345.67890")
-    assert normalise_key(IdentityKey("email_hash", "Ada@Example.com")) == IdentityKey(
-        "email_hash", email_hash("ada@example.com"))
+    # Only connectors hash addresses (keyed); a clear one reaching mapping is not a key.
+    assert normalise_key(IdentityKey("email_hash", "Ada@Example.com")) is None
+    assert normalise_key(IdentityKey("email_hash", HASHED.upper())) == IdentityKey("email_hash", HASHED)
     assert normalise_key(cid("   ")) is None
 
 
@@ -52,13 +50,14 @@ def test_click_ids_and_email_hash_tie_sessions_to_contacts() -> None:
         ("c1", IdentityKey("gclid", "Cj0KCQ")),
         ("c2", IdentityKey("fbclid", "IwAR1")),
         ("c3", IdentityKey("msclkid", "abc123")),
-        ("c4", IdentityKey("email_hash", email_hash("bo@x.io"))),
+        ("c4", IdentityKey("email_hash", HASHED)),
     ])
     assert graph.resolve(IdentityKey("gclid", "Cj0KCQ")) == "c1"
     assert graph.resolve(IdentityKey("gclid", "cj0kcq")) is None  # click ids are case-sensitive
     assert graph.resolve(IdentityKey("fbclid", "IwAR1")) == "c2"
     assert graph.resolve(IdentityKey("msclkid", "abc123")) == "c3"
-    assert graph.resolve(IdentityKey("email_hash", "BO@x.io")) == "c4"
+    assert graph.resolve(IdentityKey("email_hash", HASHED.upper())) == "c4"
+    assert graph.resolve(IdentityKey("email_hash", "bo@x.io")) is None
     assert graph.resolve(IdentityKey("gclid", "IwAR1")) is None  # kinds do not mix
 
 
