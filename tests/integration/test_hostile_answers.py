@@ -190,7 +190,9 @@ def test_a_stalled_search_cursor_stops_the_stream_instead_of_looping(
     wrote_back(outcome)
 
 
-def test_a_stalled_deals_listing_stops_the_stream(company: Company, backend: str, clean: Outcome, tmp_path: Path) -> None:
+def test_a_stalled_deals_listing_stops_the_stream(
+    company: Company, backend: str, clean: Outcome, tmp_path: Path
+) -> None:
     def listing_only(request: Request, response: Response) -> Response:
         # The archived listing (deletions) shares the path; only the live listing is broken here.
         return response if request.arg("archived") == "true" else h.stalled_cursor(request, response)
@@ -224,14 +226,15 @@ def test_contacts_without_id_null_or_of_wrong_types_are_quarantined(
 ) -> None:
     outcome = hostile_run(
         company, backend, tmp_path,
-        h.rewrite(h.results(h.null_record), endpoint=CONTACT_SEARCH),
-        h.rewrite(h.results(h.record_without_id), endpoint=CONTACT_SEARCH, skip=1),
-        h.rewrite(h.results(h.properties_as_list), endpoint=CONTACT_SEARCH),
+        h.rewrite(h.results(h.null_record), endpoint=CONTACT_SEARCH),  # one rule answers a request:
+        h.rewrite(h.results(lambda r: (h.record_without_id(r), h.properties_as_list(r[1:]))), endpoint=CONTACT_SEARCH),
     )
     report = outcome.report
     assert report.status == "ok", report.errors
-    reasons = [reason for stream, _key, reason in outcome.quarantine if stream == "hubspot.contacts"]
-    assert any("not an object" in r for r in reasons) and any("no id" in r for r in reasons)
+    assert report.pulled["hubspot.contacts"]["quarantined"] == 3  # null, without id, properties a list
+    reasons = {key: reason for stream, key, reason in outcome.quarantine if stream == "hubspot.contacts"}
+    assert "(no id)" in reasons  # the null record and the one without id share this key; the last reason stays
+    assert any("properties is a list" in r for r in reasons.values())
     # The record without id and the one with properties as a list are lost; nothing else.
     assert len(outcome.store["contacts"]) == len(clean.store["contacts"]) - 2
     assert all(row in clean.store["contacts"] for row in outcome.store["contacts"])
