@@ -1,16 +1,18 @@
 """Benchmark: closedloop's exact Markov vs channelattribution's simulated one, plus heuristics.
 
-One command: ``/work/venv/bin/python bench/attribution.py [--journeys N]``.  It writes a CSV of
+One command: ``.venv/bin/python bench/attribution.py [--journeys N] [--repeat R]``.  It writes a CSV of
 N un-aggregated journeys (one row each) over 12 channels into a temp dir, then runs, each as a
 whole child process from reading the CSV to printing results:
 
 1. channelattribution ``markov_model`` order 1 (pandas read_csv + simulation);
-2. ``python -m closedloop.cli.attribute PATHS --model markov_1 --format json``;
+2. ``closedloop attribute PATHS --model markov --format json`` exactly as a user types it: the
+   environment's ``closedloop`` console script as a whole process (``markov`` is order 1 by default);
 3. all heuristic models of closedloop over the same file (compute time timed inside).
 
 The children run ``--repeat`` times, interleaved, because the machine may be shared: it prints
-best and median wall times, their ratios, median CPU seconds (closedloop forks a worker per
-core for large files; wait4 counts the workers' CPU in), peak RSS per child (``os.wait4``),
+best and median wall times, their ratios by wall time and by CPU time (user + system; on a machine
+shared with other work the wall clock measures the neighbours too, CPU time much less so; wait4
+counts any forked reader workers in), peak RSS per child (``os.wait4``),
 per-channel credits of both and their differences, and checks closedloop against a dense numpy
 solve of the same absorbing chain.  channelattribution (GPL-3) is a benchmark-only extra, never
 imported by closedloop itself; without it (or pandas) the benchmark says so, runs closedloop's
@@ -213,8 +215,7 @@ def main() -> None:
         )
         commands = {
             "ca": [python, "-c", CHANNELATTRIBUTION_SCRIPT, str(file), str(args.nsim_start)],
-            "cl": [python, "-m", "closedloop.cli.attribute", str(file),
-                   "--model", "markov_1", "--format", "json"],
+            "cl": [str(closedloop_script), "attribute", str(file), "--model", "markov", "--format", "json"],
             "heuristics": [python, "-c", HEURISTICS_SCRIPT, str(file)],
         }  # fmt: skip
         if missing:
@@ -237,14 +238,20 @@ def main() -> None:
         ca_json = runs["ca"][0].output[runs["ca"][0].output.index("{") :]
         ca = {name: figures[0] for name, figures in json.loads(ca_json).items()}
         print(f"channelattribution markov order 1 (nsim_start={args.nsim_start:g}): {summary(runs['ca'])}")
-    print(f"closedloop attribute --model markov (exact, order 1): {summary(runs['cl'])}")
+    print(f"closedloop attribute PATHS --model markov --format json (exact, order 1): {summary(runs['cl'])}")
     if "ca" in runs:
         best = min(r.wall_s for r in runs["cl"]) / min(r.wall_s for r in runs["ca"])
         median = statistics.median(r.wall_s for r in runs["cl"]) / statistics.median(r.wall_s for r in runs["ca"])
         pairs = sorted(c.wall_s / a.wall_s for c, a in zip(runs["cl"], runs["ca"], strict=True))
+        cpu = statistics.median(r.cpu_s for r in runs["cl"]) / statistics.median(r.cpu_s for r in runs["ca"])
         print(
-            f"ratio closedloop / channelattribution (target <= 0.25): median/median {median:.3f}, "
-            f"best/best {best:.3f}, per interleaved pair {min(pairs):.3f}..{max(pairs):.3f}"
+            f"ratio closedloop / channelattribution (target <= 0.25): wall median/median {median:.3f}, "
+            f"best/best {best:.3f}, per interleaved pair {min(pairs):.3f}..{max(pairs):.3f}; "
+            f"CPU (user+sys) median/median {cpu:.3f}"
+        )
+        print(
+            f"load average while running: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores "
+            "(wall times include waiting for other processes; CPU times do not)"
         )
     compute = [h["compute_s"] for h in heuristics]
     print(
