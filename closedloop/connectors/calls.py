@@ -179,7 +179,10 @@ class Caller:
         try:
             result = fn(*args, **kwargs)
         except ClosedloopAPIError as exc:
+            # Raised inside the call (an answer that is not one): the limiter still hears of the
+            # call's end, or a concurrency slot it holds would never be given back.
             self.log.record(self.service, endpoint, exc.status or "error")
+            self.limiter.observe(endpoint, None)
             raise
         except Exception as exc:
             ours = self.translate(exc, endpoint)
