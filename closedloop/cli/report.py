@@ -70,6 +70,7 @@ def report(
         trend_table,
     )
     from closedloop.store.engine import open_store
+    from closedloop.store.rebuilt import credits_basis
 
     since_day, until_day = parse_day(since, "--since"), parse_day(until, "--until")
     check_period(since_day, until_day)
@@ -88,7 +89,8 @@ def report(
         html.write_text(render_html(data), encoding="utf-8")
         err.print(f"Wrote {html}")
     if as_json:
-        sys.stdout.write(json.dumps(data.as_dict(), indent=2) + "\n")
+        basis = credits_basis(open_store(cfg.store.url), cfg).as_dict()  # the warning itself is in notes
+        sys.stdout.write(json.dumps({**data.as_dict(), "credits_config": basis}, indent=2) + "\n")
         return
     console.print(f"Period {data.period_label}; money in {data.currency}; counts credited under {chosen}.")
     for note in data.notes:

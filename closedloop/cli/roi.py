@@ -48,6 +48,8 @@ def roi(
     from closedloop.report.roi_query import compute_roi
     from closedloop.report.roi_table import roi_table
     from closedloop.report.terminal import coverage_table
+    from closedloop.store.engine import open_store
+    from closedloop.store.rebuilt import credits_basis
 
     if by not in ("channel", "campaign"):
         raise typer.BadParameter("use 'channel' or 'campaign'", param_hint="--by")
@@ -63,6 +65,9 @@ def roi(
     files = load_spend_files(cfg.attribution.spend_files)
     found = compute_roi(cfg, files, chosen, "campaign" if by == "campaign" else "channel", since_day, until_day)
     result = found.report
+    basis = credits_basis(open_store(cfg.store.url), cfg)  # credits from this YAML, or say so
+    if basis.warning():
+        err.print(f"[yellow]warning:[/] {escape(basis.warning() or '')}")
     if not found.has_credits and found.models_with_credits:
         err.print(
             f"[yellow]No credits under model {escape(chosen)!r}[/] in the store; models with credits: "
@@ -81,6 +86,7 @@ def roi(
             "coverage": [f.as_dict() for f in found.coverage],
             "spend_without_credit": result.spend_without_credit,
             "ga4_cost_overridden_by_files": result.ga4_cost_overridden,
+            "credits_config": basis.as_dict(),
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return

@@ -15,9 +15,11 @@ from sqlmodel import Session, col
 
 from closedloop.attribution.roi import GA4_ORIGIN, CreditLine, GroupBy, RoiReport, SpendLine, roi_report
 from closedloop.config.models import Config
+from closedloop.config.rates import read_rates_file
 from closedloop.errors import UsageError
 from closedloop.files.spend import SpendFile
 from closedloop.mapping.channels import ChannelMapper
+from closedloop.mapping.currency import Rates
 from closedloop.mapping.utm import RawTouch
 from closedloop.report.coverage import CoverageFigure, coverage_figures
 from closedloop.report.period import Period, report_currency
@@ -52,7 +54,8 @@ def compute_roi(
 ) -> RoiResult:
     """Load the spend files into the store, then cost against credited results per channel or campaign.
 
-    Raises ``UsageError`` when spend is in several currencies: closedloop does not convert.
+    Spend in another currency is converted into the reporting currency with the dated rates
+    revenue is converted with (``rates_file``); ``UsageError`` names a cost with no rate.
     """
     period = Period(since, until, cfg.timezone)
     engine = open_store(cfg.store.url)
@@ -64,6 +67,7 @@ def compute_roi(
             file_origins=[f.origin for f in files],
             since=since,
             until=until,
+            rates=spend_rates(cfg),
         )
         credits = read_credits(session, model, since=period.start, until=period.end)
         models = credited_models(session) if not credits else []
@@ -106,6 +110,11 @@ def replace_file_spend(session: Session, files: Sequence[SpendFile], *, currency
     return written
 
 
+def spend_rates(cfg: Config) -> Rates:
+    """The dated rates revenue is converted with (``rates_file``), into the reporting currency."""
+    return Rates.from_rows(read_rates_file(cfg.rates_file), report_currency(cfg))
+
+
 def read_spend(
     session: Session,
     mapper: ChannelMapper,
@@ -113,10 +122,15 @@ def read_spend(
     file_origins: Collection[str],
     since: date | None = None,
     until: date | None = None,
+    rates: Rates | None = None,
 ) -> tuple[list[SpendLine], set[str]]:
     """GA4 cost (channelled by the mapping now) and the configured files' cost, plus currencies.
 
-    Rows of spend files no longer in the config stay in the store but are not counted.
+    Rows of spend files no longer in the config stay in the store but are not counted.  With
+    ``rates``, a cost in another currency is converted on its own day (the latest rate on or
+    before it, as a won deal's amount is), and the one currency returned is the reporting one;
+    a cost with no rate raises ``UsageError`` naming the currencies and first days: never
+    guessed, never summed raw.  A row with no currency is taken as the reporting currency.
     """
     origins = [GA4_ORIGIN, *file_origins]
     stmt = select(
@@ -135,12 +149,26 @@ def read_spend(
         stmt = stmt.where(col(m.Spend.day) <= until)
     lines: list[SpendLine] = []
     currencies: set[str] = set()
+    missing: dict[str, date] = {}  # currency -> first day without a rate
     for origin, day, channel, source, medium, campaign, cost, currency in session.execute(stmt):
         if origin == GA4_ORIGIN:
             channel = mapper.assign(RawTouch(source=source, medium=medium, campaign=campaign)).channel
-        lines.append(SpendLine(day, channel, campaign, float(cost or 0.0), origin))
+        amount: float | None = float(cost or 0.0)
+        if rates is not None and currency:
+            amount = rates.convert(amount or 0.0, currency, day)
+            if amount is None:
+                missing[currency] = min(day, missing.get(currency, day))
+                continue
+            currency = rates.reporting
+        lines.append(SpendLine(day, channel, campaign, amount or 0.0, origin))
         if currency:
             currencies.add(currency)
+    if missing:
+        named = ", ".join(f"{c} (first on {d})" for c, d in sorted(missing.items()))
+        raise UsageError(
+            f"Spend is in several currencies and {named} has no rate into {rates.reporting if rates else ''} "
+            "on or before its day; add rows to the rates file (rates_file: date,currency,rate)."
+        )
     return lines, currencies
 
 
