@@ -6,6 +6,9 @@ positions: the delimiters (newline, comma, separator byte) are found in one pass
 identified by its length and its bytes read eight at a time, and a number of up to eight
 characters of digits and one dot is parsed column by column.  Only what is rare is handed to
 Python: the text of each distinct token, and numbers of another shape (parsed by ``float``).
+Delimiters, tokens and numbers are found a chunk of ``CHUNK_BYTES`` at a time, so temporaries
+stay small and their memory is reused (fresh pages cost the kernel more than the arithmetic);
+token texts are numbered across chunks in order of first appearance.
 
 It gives exactly the batch of the other readers: channels coded in order of first appearance,
 paths keyed by their raw text (so ``a>b`` and ``a > b`` stay two paths) in order of first
@@ -18,6 +21,8 @@ worker count is asked for.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -25,6 +30,8 @@ from closedloop.attribution.batch import FloatArray, IntArray
 from closedloop.files.pathfile_fast import _Layout
 
 MAX_TOKEN_BYTES = 64
+CHUNK_BYTES = 1 << 22
+MAX_LINE_SEARCH = 1 << 20  # a chunk ends at the first newline this far past its nominal end
 _NEWLINE, _RETURN, _COMMA, _DOT, _ZERO = 10, 13, 44, 46, 48
 # Bit masks keeping the first r bytes of a little-endian 64-bit word, r = 0..8.
 _KEEP = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
@@ -48,23 +55,57 @@ def read_plain(data: bytes, layout: _Layout) -> Encoded | None:
         ending = layout.newline[-(1 + (body[-1] != _RETURN)) :] if len(layout.newline) == 2 else b"\n"
         buffer[size : size + len(ending)] = np.frombuffer(ending, dtype=np.uint8)
         size += len(ending)
-    fields = _fields(buffer[:size], layout)
-    if fields is None:
-        return None
-    token_start, token_end, line_tokens, numbers_at = fields
+    del body
     words = _words(buffer)
-    coded = _channel_codes(buffer, words, token_start, token_end, line_tokens)
+    tokens = _Tokens()
+    raw_parts: list[IntArray] = []
+    line_parts: list[IntArray] = []
+    sum_parts: list[FloatArray] = []
+    for low, high in _chunks(buffer, size):
+        fields = _fields(buffer[low:high], layout)
+        if fields is None:
+            return None
+        token_start, token_end, line_tokens, numbers_at = fields
+        token_start += low
+        token_end += low
+        raw = tokens.raw_ids(buffer, words, token_start, token_end)
+        if raw is None:
+            return None
+        sums = np.zeros((3, line_tokens.shape[0]))
+        for row, bounds in enumerate(numbers_at):
+            if bounds is not None:
+                numbers = _numbers(data, layout.body_start, buffer, words, bounds[0] + low, bounds[1] + low)
+                if numbers is None:
+                    return None
+                sums[row] = numbers
+        raw_parts.append(raw)
+        line_parts.append(line_tokens)
+        sum_parts.append(sums)
+    del words, buffer
+    line_tokens = np.concatenate(line_parts)
+    coded = tokens.channel_codes(np.concatenate(raw_parts), line_tokens)
     if coded is None:
         return None
     names, codes = coded
-    sums = np.zeros((3, line_tokens.shape[0]))
-    for row, bounds in enumerate(numbers_at):
-        if bounds is not None:
-            numbers = _numbers(data, layout.body_start, buffer, words, *bounds)
-            if numbers is None:
-                return None
-            sums[row] = numbers
-    return _unique_paths(names, codes, line_tokens, sums)
+    return _unique_paths(names, codes, line_tokens, np.concatenate(sum_parts, axis=1))
+
+
+def _chunks(buffer: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``CHUNK_BYTES``, each ending just after a newline.
+
+    Working a chunk at a time keeps every temporary (a flag per byte, a position per delimiter)
+    small, so the allocator reuses the same memory instead of the kernel handing out and zeroing
+    fresh pages for each: that, not the arithmetic, was most of a large file's reading time.
+    """
+    bounds = [0]
+    while bounds[-1] < size:
+        cut = bounds[-1] + CHUNK_BYTES
+        if cut >= size:
+            bounds.append(size)
+            break
+        newline = np.flatnonzero(buffer[cut : min(size, cut + MAX_LINE_SEARCH)] == _NEWLINE)
+        bounds.append(cut + int(newline[0]) + 1 if newline.shape[0] else size)
+    return list(pairwise(bounds))
 
 
 Bounds = tuple[IntArray, IntArray]  # start and end of each field
@@ -132,46 +173,56 @@ def _words(buffer: np.ndarray) -> np.ndarray:
     return as_strided(aligned, shape=(buffer.shape[0] - 8,), strides=(1,), writeable=False)
 
 
-def _channel_codes(
-    buffer: np.ndarray,
-    words: np.ndarray,
-    start: IntArray,
-    end: IntArray,
-    line_tokens: IntArray,
-) -> tuple[tuple[str, ...], IntArray] | None:
-    """Channel names in order of first appearance and the name code of every token."""
-    length = end - start
-    if length.shape[0] and int(length.max()) > MAX_TOKEN_BYTES:
-        return None
-    width = max(1, -(-int(length.max(initial=0)) // 8))
-    key = np.empty((width, length.shape[0]), dtype=np.uint64)
-    for column in range(width):
-        at = np.minimum(start + 8 * column, words.shape[0] - 1)  # past the end only where nothing is kept
-        key[column] = words[at] & _KEEP[np.clip(length - 8 * column, 0, 8)]
-    raw = _distinct(key, length)
-    first_of_raw = np.full(int(raw.max(initial=-1)) + 1, raw.shape[0], dtype=np.int64)
-    np.minimum.at(first_of_raw, raw, np.arange(raw.shape[0]))
-    code_of_name: dict[str, int] = {}
-    name_of_raw = np.empty(first_of_raw.shape[0], dtype=np.int64)
-    for raw_id in np.argsort(first_of_raw, kind="stable").tolist():
-        token = int(first_of_raw[raw_id])
-        name = bytes(buffer[start[token] : end[token]]).strip().decode("utf-8")  # the layout checked UTF-8
-        if not name:
+class _Tokens:
+    """Raw token texts numbered across chunks in order of first appearance, then named and coded."""
+
+    def __init__(self) -> None:
+        self.raw_of_text: dict[bytes, int] = {}
+
+    def raw_ids(self, buffer: np.ndarray, words: np.ndarray, start: IntArray, end: IntArray) -> IntArray | None:
+        """The raw id of every token of one chunk (its exact text), or ``None`` for a token too long."""
+        length = end - start
+        if not length.shape[0]:
+            return np.zeros(0, np.int64)
+        if int(length.max()) > MAX_TOKEN_BYTES:
             return None
-        name_of_raw[raw_id] = code_of_name.setdefault(name, len(code_of_name))
-    codes = name_of_raw[raw]
-    # Paths are told apart by raw text: that equals telling them apart by names only when each
-    # name has one spelling per place (first, middle, last, alone).
-    first_of_line = np.cumsum(line_tokens) - line_tokens
-    place = np.zeros(codes.shape[0], dtype=np.int64)
-    place[first_of_line] += 1
-    place[first_of_line + line_tokens - 1] += 2
-    spelling = np.zeros(4 * len(code_of_name), dtype=np.int64)
-    slot = codes * 4 + place
-    spelling[slot] = raw
-    if (spelling[slot] != raw).any():
-        return None
-    return tuple(code_of_name), codes
+        width = max(1, -(-int(length.max()) // 8))
+        key = np.empty((width, length.shape[0]), dtype=np.uint64)
+        for column in range(width):
+            at = np.minimum(start + 8 * column, words.shape[0] - 1)  # past the end only where nothing is kept
+            key[column] = words[at] & _KEEP[np.clip(length - 8 * column, 0, 8)]
+        local = _distinct(key, length)
+        first = np.full(int(local.max()) + 1, local.shape[0], dtype=np.int64)
+        np.minimum.at(first, local, np.arange(local.shape[0]))
+        order = np.argsort(first, kind="stable")
+        global_of_local = np.empty(first.shape[0], dtype=np.int64)
+        for local_id, token in zip(order.tolist(), first[order].tolist(), strict=True):
+            text = bytes(buffer[start[token] : end[token]])
+            global_of_local[local_id] = self.raw_of_text.setdefault(text, len(self.raw_of_text))
+        return global_of_local[local]
+
+    def channel_codes(self, raw: IntArray, line_tokens: IntArray) -> tuple[tuple[str, ...], IntArray] | None:
+        """Channel names in order of first appearance and the name code of every token."""
+        code_of_name: dict[str, int] = {}
+        name_of_raw = np.empty(len(self.raw_of_text), dtype=np.int64)
+        for text, raw_id in self.raw_of_text.items():  # numbered in order of first appearance
+            name = text.strip().decode("utf-8")  # the layout checked UTF-8
+            if not name:
+                return None
+            name_of_raw[raw_id] = code_of_name.setdefault(name, len(code_of_name))
+        codes = name_of_raw[raw]
+        # Paths are told apart by raw text: that equals telling them apart by names only when each
+        # name has one spelling per place (first, middle, last, alone).
+        first_of_line = np.cumsum(line_tokens) - line_tokens
+        place = np.zeros(codes.shape[0], dtype=np.int64)
+        place[first_of_line] += 1
+        place[first_of_line + line_tokens - 1] += 2
+        spelling = np.zeros(4 * len(code_of_name), dtype=np.int64)
+        slot = codes * 4 + place
+        spelling[slot] = raw
+        if (spelling[slot] != raw).any():
+            return None
+        return tuple(code_of_name), codes
 
 
 def _distinct(key: np.ndarray, length: IntArray) -> IntArray:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from closedloop.attribution.batch import TouchBatch
+from closedloop.files import pathfile_vector
 from closedloop.files.pathfile import read_path_file
 from closedloop.files.pathfile_fast import PathColumns, plain_layout
 from closedloop.files.pathfile_vector import read_plain
@@ -63,18 +64,31 @@ def vector_takes(file: Path, separator: str = " > ") -> bool:
     crlf=st.booleans(),
     final_newline=st.booleans(),
     blank_every=st.integers(0, 3),
+    chunk_bytes=st.sampled_from([pathfile_vector.CHUNK_BYTES, 1, 13, 64]),
 )
 def test_vector_reader_gives_the_careful_readers_batch(
-    tmp_path: Path, rows: list[Row], separator: str, crlf: bool, final_newline: bool, blank_every: int
+    tmp_path: Path,
+    rows: list[Row],
+    separator: str,
+    crlf: bool,
+    final_newline: bool,
+    blank_every: int,
+    chunk_bytes: int,
 ) -> None:
+    """Also read in chunks of a line or a few (a large file's are 4 MB): names, paths and their
+    order must not depend on where the chunks end."""
     rows = rows + rows[::2]  # repeated paths are grouped
     text = text_of(rows, separator=separator, blank_every=blank_every) + ("\n" if final_newline else "")
     plain = tmp_path / "plain.csv"
     plain.write_bytes((text.replace("\n", "\r\n") if crlf else text).encode("utf-8"))
     quoted = tmp_path / "quoted.csv"
     quoted.write_bytes(text_of(rows, separator=separator, quoted=True).encode("utf-8"))
-    assert vector_takes(plain, separator)
-    assert_same_batch(read_path_file(plain), read_path_file(quoted))
+    default, pathfile_vector.CHUNK_BYTES = pathfile_vector.CHUNK_BYTES, chunk_bytes
+    try:
+        assert vector_takes(plain, separator)
+        assert_same_batch(read_path_file(plain), read_path_file(quoted))
+    finally:
+        pathfile_vector.CHUNK_BYTES = default
 
 
 def test_numbers_are_read_as_float_reads_them(tmp_path: Path) -> None:
