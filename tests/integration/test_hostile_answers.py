@@ -190,14 +190,27 @@ def test_a_stalled_search_cursor_stops_the_stream_instead_of_looping(
     wrote_back(outcome)
 
 
+def live_listing(
+    change: Callable[[Request, Response], Response], *, once: bool = True
+) -> Callable[[Request, Response], Response]:
+    """``change`` on the live deals listing only (the first page, or every one): the archived
+    listing (deletions) shares its path and runs beside it.  Use with ``times=None``."""
+    left = [1 if once else -1]
+
+    def apply(request: Request, response: Response) -> Response:
+        if request.arg("archived") == "true" or left[0] == 0:
+            return response
+        left[0] -= 1
+        return change(request, response)
+
+    return apply
+
+
 def test_a_stalled_deals_listing_stops_the_stream(
     company: Company, backend: str, clean: Outcome, tmp_path: Path
 ) -> None:
-    def listing_only(request: Request, response: Response) -> Response:
-        # The archived listing (deletions) shares the path; only the live listing is broken here.
-        return response if request.arg("archived") == "true" else h.stalled_cursor(request, response)
-
-    outcome = hostile_run(company, backend, tmp_path, h.rewrite(listing_only, endpoint=DEALS_LISTING, times=None))
+    stalled = live_listing(h.stalled_cursor, once=False)
+    outcome = hostile_run(company, backend, tmp_path, h.rewrite(stalled, endpoint=DEALS_LISTING, times=None))
     assert outcome.report.failed_streams == ["hubspot.deals"]
     assert "GET /crm/v3/objects/deals sent back the paging cursor" in " ".join(outcome.report.errors)
     other_streams_as_clean(outcome, clean, "hubspot.deals")
@@ -262,7 +275,8 @@ def test_naive_timestamps_and_unknown_stages_are_warnings(
     outcome = hostile_run(
         company, backend, tmp_path,
         h.rewrite(h.results(h.set_property("createdate", "2025-03-01T10:00:00")), endpoint=CONTACT_SEARCH),
-        h.rewrite(h.results(h.set_property("dealstage", "no-such-stage")), endpoint=DEALS_LISTING),
+        h.rewrite(live_listing(h.results(h.set_property("dealstage", "no-such-stage"))), endpoint=DEALS_LISTING,
+                  times=None),
     )
     report = outcome.report
     assert report.status == "ok", report.errors
@@ -287,7 +301,7 @@ def test_broken_stage_history_and_associations_are_quarantined(
 ) -> None:
     outcome = hostile_run(
         company, backend, tmp_path,
-        h.rewrite(h.results(h.history_entry_broken), endpoint=DEALS_LISTING),
+        h.rewrite(live_listing(h.results(h.history_entry_broken)), endpoint=DEALS_LISTING, times=None),
         h.rewrite(h.results(h.association_broken), endpoint=ASSOCIATIONS),
     )
     assert outcome.report.status == "ok", outcome.report.errors
