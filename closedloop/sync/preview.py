@@ -8,8 +8,11 @@ store is left byte-for-byte as it was:
   matches): the changes are planned from them, which only reads;
 - otherwise, on SQLite, the store is copied (SQLite's online backup) into a temporary file, and
   the rebuild and the plan run on the copy, which is then deleted;
-- otherwise (PostgreSQL) the changes are planned from the stored credits, and the preview says
-  they come from another config, so the reader knows to run ``closedloop run --no-pull`` first.
+- otherwise, on PostgreSQL, the rebuild and the plan run inside one transaction that is then
+  rolled back (``store.rollback.rolled_back``: PostgreSQL's DDL and DML are transactional);
+- otherwise (an in-memory SQLite store, which has no file to copy) the changes are planned from
+  the stored credits, and the preview says they come from another config, so the reader knows
+  to run ``closedloop run --no-pull`` first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from closedloop.config.fingerprint import derivation_fingerprint
 from closedloop.config.models import Config
 from closedloop.store.engine import make_engine
 from closedloop.store.rebuilt import rebuilt_with
+from closedloop.store.rollback import rolled_back
 from closedloop.sync.derive import rebuild
 from closedloop.sync.writeback import dry_run
 from closedloop.sync.writeback_state import PropertyChange
@@ -36,6 +40,7 @@ from closedloop.sync.writeback_state import PropertyChange
 class Preview:
     changes: Sequence[PropertyChange]
     # "stored": planned from credits of this config; "copy": rebuilt on a copy of the store;
+    # "rollback": rebuilt in a PostgreSQL transaction rolled back afterwards;
     # "stale": planned from credits of another config (no copy possible).
     basis: str
     stored_fingerprint: str | None
@@ -48,6 +53,11 @@ def preview_changes(engine: Engine, config: Config, *, progress: Callable[[str],
         stored = rebuilt_with(session)
     if stored == wanted:
         return Preview(dry_run(engine, config), "stored", stored, wanted)
+    if engine.dialect.name == "postgresql":
+        with rolled_back(engine) as pinned:
+            rebuild(pinned, config, progress=progress)
+            undone = list(dry_run(pinned, config))  # read before the rollback undoes the rebuild
+        return Preview(undone, "rollback", stored, wanted)
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return Preview(dry_run(engine, config), "stale", stored, wanted)
     with tempfile.TemporaryDirectory(prefix="closedloop-preview-") as scratch:
