@@ -63,6 +63,7 @@ def build_connectors(
         out.writer = HubSpotWriter(client, batch_size=config.writeback.batch_size)
     if config.crm == "salesforce" and config.salesforce is not None:
         from closedloop.connectors.salesforce.build import build_salesforce
+        from closedloop.sync.properties import owned_names
 
         parts = build_salesforce(
             config.salesforce,
@@ -70,6 +71,7 @@ def build_connectors(
             property_prefix=config.writeback.property_prefix,
             sleep=sleep,
             batch_size=config.writeback.batch_size,
+            writeback_properties=owned_names(config.writeback.property_prefix, config.attribution.primary_model),
         )
         out.sources.append(parts.source)
         out.writer = parts.writer

@@ -107,3 +107,36 @@ def test_a_value_changed_in_the_crm_is_the_only_one_written(portal: Portal) -> N
     assert again.writeback is not None and again.writeback.properties_written == 0
     engine_a.dispose()
     engine_b.dispose()
+
+
+def test_salesforce_a_fresh_store_on_an_org_with_values_writes_nothing(tmp_path: Path) -> None:
+    """The Closedloop_*__c fields are read with the Lead/Contact/Opportunity queries once describe
+    shows them (the first store's run created and granted them)."""
+    from closedloop.sandbox.launch_salesforce import start_salesforce_sandbox
+
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    company = generate_company(contacts=150, seed=29, now=now)
+    with start_salesforce_sandbox(company, now=now) as sandbox:
+        reports = []
+        for name in ("a", "b"):
+            url = f"sqlite:///{tmp_path / name}.db"
+            engine, config = open_store(url), sandbox.config(store_url=url)
+            connectors = build_connectors(config, sleep=lambda _s: None)
+            reports.append(run_once(engine=engine, config=config, sources=connectors.sources,
+                                    writer=connectors.writer, log=connectors.log, now=now))
+            total = _value_count(engine, config)
+            engine.dispose()
+    first, fresh = reports
+    assert first.status == fresh.status == "ok", first.errors + fresh.errors
+    assert first.writeback is not None and first.writeback.properties_written > 0
+    assert fresh.writeback is not None
+    assert fresh.writeback.properties_written == 0
+    assert not any("composite" in e or "ingest" in e for e in fresh.api_calls)
+    assert fresh.writeback.already_right == total > 0
+
+    def reads(report: RunReport) -> dict[str, int]:  # queries and describes: the fields cost no call
+        return {e: sum(n.values()) for e, n in report.api_calls.items() if "query" in e or "describe" in e}
+
+    # The first run also re-described after creating the fields and looked up the permission set.
+    assert reads(fresh).keys() == reads(first).keys() and reads(first)
+    assert all(n <= reads(first)[e] for e, n in reads(fresh).items())

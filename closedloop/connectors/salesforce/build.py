@@ -7,7 +7,7 @@ The CLI's ``crm check`` uses ``check_fields``; the factory uses ``build_salesfor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -60,6 +60,7 @@ def build_salesforce(
     sleep: Callable[[float], None] | None = None,
     secret: Callable[[str], str] | None = None,
     batch_size: int = 200,
+    writeback_properties: Mapping[str, Sequence[str]] | None = None,
 ) -> SalesforceParts:
     http = http or http_session(config)
     credentials = Credentials(
@@ -85,7 +86,12 @@ def build_salesforce(
     )
     return SalesforceParts(
         client=client,
-        source=SalesforceSource(client, config),
+        source=SalesforceSource(
+            client,
+            config,
+            names=FieldNames(property_prefix, config.field_template, config.field_names),
+            writeback_properties=writeback_properties,
+        ),
         writer=SalesforceWriter(client, config, property_prefix=property_prefix, batch_size=batch_size),
         usage=usage,
     )

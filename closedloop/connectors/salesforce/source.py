@@ -17,7 +17,7 @@ quarantined with its reason; the batch goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from simple_salesforce.format import format_soql
 from closedloop.config.models import SalesforceConfig
 from closedloop.connectors.salesforce import parse
 from closedloop.connectors.salesforce.client import RetryBudget, SalesforceClient
+from closedloop.connectors.salesforce.fields import SOBJECTS_OF, FieldNames
 from closedloop.connectors.salesforce.streams import StreamSpec, build_streams
 from closedloop.errors import SkippableRecordError
 from closedloop.records import Batch, QuarantinedRecord
@@ -66,9 +67,20 @@ def _second(at: datetime) -> datetime:
 class SalesforceSource:
     name = "salesforce"
 
-    def __init__(self, client: SalesforceClient, config: SalesforceConfig) -> None:
+    def __init__(
+        self,
+        client: SalesforceClient,
+        config: SalesforceConfig,
+        *,
+        names: FieldNames | None = None,
+        writeback_properties: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """``writeback_properties`` (object type -> closedloop property names, fields per
+        ``names``) are read with the Lead/Contact/Opportunity queries where describe shows them."""
         self.client = client
         self.config = config
+        self.names = names
+        self.writeback_properties = dict(writeback_properties or {})
         self._specs: dict[str, StreamSpec] | None = None
 
     def specs(self) -> dict[str, StreamSpec]:
@@ -76,8 +88,27 @@ class SalesforceSource:
             multicurrency = self.config.multicurrency
             if multicurrency is None:
                 multicurrency = self.org_has_multicurrency()
-            self._specs = {s.name: s for s in build_streams(self.config, multicurrency=multicurrency)}
+            held = self.held_fields()
+            self._specs = {s.name: s for s in build_streams(self.config, multicurrency=multicurrency, held=held)}
         return self._specs
+
+    def held_fields(self) -> dict[str, dict[str, str]]:
+        """By sobject, closedloop's fields this user can see (API name -> property name).
+
+        They exist only once ``crm check --create`` (or the write-back) created and granted
+        them, so describe decides; the write-back describes the same objects with the same
+        client, which keeps each answer, so asking here costs no call of its own.
+        """
+        if self.names is None:
+            return {}
+        out: dict[str, dict[str, str]] = {}
+        for object_type, props in self.writeback_properties.items():
+            for sobject in SOBJECTS_OF.get(object_type, ()):
+                described = self.client.describe(sobject)
+                present = {str(f.get("name")) for f in (described or {}).get("fields") or []}
+                fields = {self.names.field(p): p for p in props}
+                out[sobject] = {name: prop for name, prop in fields.items() if name in present}
+        return out
 
     def org_has_multicurrency(self) -> bool:
         """CurrencyIsoCode exists on Opportunity only where the org has multiple currencies."""

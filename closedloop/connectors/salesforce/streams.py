@@ -8,8 +8,8 @@ deletions (a deleted Opportunity's history goes with it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -47,7 +47,29 @@ def person_fields(config: SalesforceConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in named if n))
 
 
-def build_streams(config: SalesforceConfig, *, multicurrency: bool) -> tuple[StreamSpec, ...]:
+def holding(spec: StreamSpec, held: Mapping[str, str] | None) -> StreamSpec:
+    """``spec`` also reading closedloop's own fields (API name -> property name) into each
+    record's ``properties["crm_values"]``: what the org holds now, so the write-back sends only
+    real differences.  Only fields describe shows are passed: a query naming a field the org
+    lacks (or hides from this user) fails whole."""
+    if not held:
+        return spec
+    return replace(spec, fields=(*spec.fields, *held), parse=partial(_with_held, spec.parse, dict(held)))
+
+
+def _with_held(parse_row: Callable[[parse.Row], Any], held: dict[str, str], row: parse.Row) -> Any:
+    record = parse_row(row)
+    if record is None or not isinstance(getattr(record, "properties", None), dict):
+        return record
+    values = {prop: "" if row.get(name) is None else str(row.get(name)) for name, prop in held.items()}
+    return replace(record, properties={**record.properties, "crm_values": values})
+
+
+def build_streams(
+    config: SalesforceConfig, *, multicurrency: bool, held: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[StreamSpec, ...]:
+    """``held``: by sobject, closedloop fields that exist there (see ``holding``)."""
+    held = held or {}
     people = person_fields(config)
     system = ("Id", "CreatedDate", "SystemModstamp")
     history: StreamSpec
@@ -69,23 +91,23 @@ def build_streams(config: SalesforceConfig, *, multicurrency: bool) -> tuple[Str
             parse.stage_history,
         )
     return (
-        StreamSpec(
+        holding(StreamSpec(
             PREFIX + "leads",
             "Lead",
             (*system, "Status", "IsConverted", "ConvertedContactId", "ConvertedDate", *people),
             "SystemModstamp",
             partial(parse.person, fields=config.fields, sobject="Lead"),
             deleted_kind="contact",
-        ),
-        StreamSpec(
+        ), held.get("Lead")),
+        holding(StreamSpec(
             PREFIX + "contacts",
             "Contact",
             (*system, *people),
             "SystemModstamp",
             partial(parse.person, fields=config.fields, sobject="Contact"),
             deleted_kind="contact",
-        ),
-        StreamSpec(
+        ), held.get("Contact")),
+        holding(StreamSpec(
             PREFIX + "opportunities",
             "Opportunity",
             (*system, "Name", "StageName", "Amount", "CloseDate", "IsWon", "IsClosed")
@@ -93,7 +115,7 @@ def build_streams(config: SalesforceConfig, *, multicurrency: bool) -> tuple[Str
             "SystemModstamp",
             parse.opportunity,
             deleted_kind="deal",
-        ),
+        ), held.get("Opportunity")),
         history,
         StreamSpec(
             PREFIX + "opportunity_contact_roles",
