@@ -101,6 +101,7 @@ def writeback_table(writeback: Mapping[str, Any] | None) -> FitTable:
         table.add_row(escape(prop), f"{n:,}")
     table.footer.append(["objects updated", f"{writeback.get('objects_written', 0):,}"])
     table.footer.append(["records failed", f"{writeback.get('records_failed', 0):,}"])
+    table.footer.append(["values already right in the CRM", f"{writeback.get('already_right', 0):,}"])
     if writeback.get("properties_created"):
         table.footer.append(["properties created", f"{len(writeback['properties_created'])}"])
     return table

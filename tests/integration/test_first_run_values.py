@@ -8,16 +8,19 @@ value B writes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from closedloop.config.models import Config
+from closedloop.report.terminal import writeback_table
 from closedloop.sandbox.generator import generate_company
 from closedloop.sandbox.launch import RunningSandbox, start_sandbox
 from closedloop.store.engine import open_store
@@ -73,6 +76,9 @@ def test_a_fresh_store_on_a_prefilled_portal_writes_nothing_and_counts_every_val
     total = _value_count(engine_b, config_b)
     assert total == _value_count(engine_a, config_a) and total > 0
     assert fresh.writeback.already_right == total
+    shown = Console(width=120, record=True)  # and `closedloop run` prints it
+    shown.print(writeback_table(fresh.stats()["writeback"]))
+    assert re.search(rf"values already right in the CRM\D*{total:,}", shown.export_text())
     with Session(engine_b) as session:  # the run record says so too
         stored = session.get(SyncRun, fresh.run_id)
         assert stored is not None and stored.stats["writeback"]["already_right"] == total
