@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from closedloop.config.models import Config
-from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate
+from closedloop.connectors.base import CRMWriter, ObjectType, PropertyUpdate, WriteResult
 from closedloop.store import models as m
 from closedloop.store.engine import plain_rows
 from closedloop.sync.interrupt import ShouldStop, never
@@ -232,9 +233,12 @@ def run_writeback(
     owned = {(s.object_type, s.name) for s in specs}
     # One buffer per object type, so every batch call but the last of each type is full.
     pending: dict[ObjectType, list[PropertyUpdate]] = {"contacts": [], "deals": []}
-    # A writer that switches to bulk jobs above a count (Salesforce) needs every change to know
-    # the count: it gets them all once planned, and splits them into the calls to send.
+    # A writer that chooses its calls from the count of changes per object (calls_for) gets
+    # them all once planned, and splits them into the calls to send.
     split = getattr(writer, "calls_for", None)
+    # A writer with a spool (Salesforce) takes each update as planned and keeps past its bulk
+    # threshold on disk, not in memory; at the end it hands out the calls, each with its outcomes.
+    spool = writer.spool() if hasattr(writer, "spool") else None
     unsent = _Unsent()
 
     def planned_and_marked() -> Iterator[dict[tuple[ObjectType, str], list[PropertyChange]]]:
@@ -263,19 +267,43 @@ def run_writeback(
                 for by_object in planned:
                     for (object_type, object_id), items in by_object.items():
                         update = PropertyUpdate(object_type, object_id, {c.property: c.new for c in items})
-                        pending[object_type].append(update)
+                        if spool is None:
+                            pending[object_type].append(update)
+                        else:  # the spool holds its values from here on, and unmarks them if unsent
+                            spool.add(update)
+                            unsent.discard([(object_type, object_id)])
                     for queue in pending.values():
                         while split is None and len(queue) >= wb.batch_size:
                             send(queue[: wb.batch_size])
                             del queue[: wb.batch_size]
-            for batch in split(pending["contacts"] + pending["deals"]) if split else pending.values():
+            for call in spool.calls() if spool is not None else ():
+                sender.submit(partial(_send_spooled, call, outcomes))
+            for batch in split(pending["contacts"] + pending["deals"]) if split and spool is None else pending.values():
                 if batch:
                     send(batch)
     finally:
         # Marked but never sent (the run stopped): not in flight, so no read-back next run.
-        clear_in_flight(engine, unsent.remaining())
+        spooled = _changes_of(spool.unsent()) if spool is not None else {}
+        clear_in_flight(engine, unsent.remaining() + [c for changes in spooled.values() for c in changes])
+        if spool is not None:
+            spool.close()
     stats.records_given_up = count_given_up(engine, wb.max_attempts)
     return stats
+
+
+def _send_spooled(call: Callable[[], Iterator[tuple[list[PropertyUpdate], WriteResult]]], outcomes: OutcomeLog) -> None:
+    """A spooled call's outcomes, recorded a chunk at a time (a Bulk job's may be 100,000 records)."""
+    for updates, result in call():
+        outcomes.add(result, _changes_of(updates))
+
+
+def _changes_of(updates: Iterable[PropertyUpdate]) -> dict[tuple[ObjectType, str], list[PropertyChange]]:
+    """The changes an update carries, as the outcome recording takes them (``old`` is not read)."""
+    return {
+        (u.object_type, u.object_id): [PropertyChange(u.object_type, u.object_id, p, None, v) for p, v in ps.items()]
+        for u in updates
+        for ps in (u.properties,)
+    }
 
 
 class _Unsent:

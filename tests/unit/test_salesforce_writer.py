@@ -7,7 +7,9 @@ writer are the real ones.
 from __future__ import annotations
 
 import csv
+import gc
 import io
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -25,7 +27,14 @@ class FakeBulkObject:
     def __init__(self, org: FakeOrg, sobject: str) -> None:
         self.org, self.sobject = org, sobject
 
-    def update(self, records: list[dict[str, Any]], wait: float) -> list[dict[str, Any]]:
+    def update(
+        self, records: list[dict[str, Any]] | None = None, wait: float = 5, csv_file: str | None = None
+    ) -> list[dict[str, Any]]:
+        if csv_file is not None:  # simple-salesforce reads the file itself
+            with open(csv_file, encoding="utf-8", newline="") as f:
+                records = list(csv.DictReader(f))
+            self.org.live_at_upload.append(live_updates())
+        assert records is not None
         self.org.bulk_rows.append((self.sobject, records))
         failed = [r for r in records if r["Id"] in self.org.refuse]
         return [
@@ -49,6 +58,12 @@ class FakeBulkObject:
         return "Id\n"
 
 
+def live_updates() -> int:
+    """PropertyUpdate objects alive in this process (each one a planned record held in memory)."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is PropertyUpdate)
+
+
 class FakeBulk2:
     def __init__(self, org: FakeOrg) -> None:
         self.org = org
@@ -62,6 +77,7 @@ class FakeOrg:
         self.refuse: dict[str, str] = {}
         self.collection_bodies: list[dict[str, Any]] = []
         self.bulk_rows: list[tuple[str, list[dict[str, Any]]]] = []
+        self.live_at_upload: list[int] = []
         self.bulk2 = FakeBulk2(self)
 
     def restful(self, path: str, method: str = "GET", json: Any = None) -> Any:
@@ -297,3 +313,55 @@ def test_describe_is_asked_once_per_object_even_from_threads_until_forgotten() -
     client.forget_describe("Opportunity")  # fields created: the next look asks the org again
     assert client.describe("Opportunity")["fields"][1]["name"] == "N3"
     assert len(org.describes) == 3
+
+
+def test_the_spool_keeps_past_the_threshold_on_disk_and_sends_the_same_calls_as_calls_for() -> None:
+    """The write-back hands the spool 100,000 people's updates over minutes: past the threshold
+    an object's updates must leave memory (a file), and the Bulk job be uploaded from a file."""
+    org = FakeOrg()
+    out = writer(org, bulk_threshold=100)
+    org.refuse = {lead(7): "FIELD_CUSTOM_VALIDATION_EXCEPTION: no"}
+    contacts = [f"003{i:015d}" for i in range(30)]
+    baseline = live_updates()
+    with out.spool() as spool:
+        for i in range(3_000):
+            spool.add(PropertyUpdate("contacts", lead(i), {"closedloop_touch_count": str(i), "closedloop_journey": ""}))
+        for cid in contacts:
+            spool.add(PropertyUpdate("contacts", cid, {"closedloop_touch_count": "1"}))
+        spool.add(PropertyUpdate("deals", lead(5), {"closedloop_touch_count": "1"}))  # a Lead id is no deal
+        # Held: the 30 Contacts (under the threshold) and the refused one; the Leads are on disk.
+        assert spool.held() == 31
+        assert live_updates() - baseline <= 31
+        outcomes = [(updates, result) for call in spool.calls() for updates, result in call()]
+        assert not list(Path(spool._dir.name).glob("*.csv"))  # the CSV is removed once uploaded
+    assert not Path(spool._dir.name).exists()  # and the spill with the spool
+    # While the job was uploaded, nothing but the collections remainder was held.
+    assert org.live_at_upload and org.live_at_upload[0] - baseline <= 31
+    [(sobject, rows)] = org.bulk_rows
+    assert sobject == "Lead" and len(rows) == 3_000 and out.bulk_jobs == 1
+    assert rows[9] == {"Id": lead(9), "Closedloop_Touch_Count__c": "9.0", "Closedloop_Journey__c": "#N/A"}
+    assert max(len(updates) for updates, _ in outcomes) <= 1_000  # outcomes read back a chunk at a time
+    failed = [f for _, r in outcomes for f in r.failed]
+    written = [u.object_id for _, r in outcomes for u in r.written]
+    assert sorted((f.object_id, f.reason.split(":")[0]) for f in failed) == [
+        (lead(5), "id '00Q000000000000005' is not a Opportunity id"),
+        (lead(7), "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+    ]
+    assert len(written) == 3_000 - 1 + 30 and len(set(written)) == len(written)
+    # The same calls calls_for chooses: one job for the Leads, the 30 Contacts in one collections call.
+    assert [[r["id"] for r in body["records"]] for body in org.collection_bodies] == [contacts]
+
+
+def test_a_stopped_spool_gives_back_everything_it_did_not_hand_out() -> None:
+    out = writer(FakeOrg(), bulk_threshold=3)
+    with out.spool() as spool:
+        updates = [PropertyUpdate("contacts", lead(i), {"closedloop_touch_count": "1"}) for i in range(5)]
+        updates.append(PropertyUpdate("contacts", "00300000000000000A", {"closedloop_touch_count": "2"}))
+        for u in updates:
+            spool.add(u)
+        calls = spool.calls()
+        next(calls)  # the Leads' job handed out: sent only once the next call is asked for
+        assert sorted(spool.unsent(), key=lambda u: u.object_id) == sorted(updates, key=lambda u: u.object_id)
+        next(calls)  # the Contact's call handed out: the Leads' job was taken
+        assert list(spool.unsent()) == updates[5:]
+    assert list(spool.unsent()) == []

@@ -12,8 +12,10 @@ become the failures.  An empty value clears the field: null in JSON, ``#N/A`` in
 (where an empty cell means "leave as is").
 
 Whether an object crosses the threshold is known only once every change is planned, so the
-write-back hands all of them to ``calls_for`` (the writer's ``bulk_threshold`` says it wants
-that) and sends each call it returns: one per Bulk 2.0 job, one per collections call.
+write-back puts each planned update into the writer's ``spool`` (spool.py: past the threshold
+an object's updates go to a file, not memory) and sends each call it hands out at the end: one
+per Bulk 2.0 job, uploaded from a CSV file, one per collections call.  ``calls_for`` makes the
+same choice over a list in memory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from closedloop.config.models import SalesforceConfig
@@ -30,6 +33,7 @@ from closedloop.connectors.salesforce.client import SalesforceClient
 from closedloop.connectors.salesforce.errors import describe as describe_error
 from closedloop.connectors.salesforce.fields import SOBJECTS_OF, FieldNames, sobject_of
 from closedloop.connectors.salesforce.schema import ensure_fields
+from closedloop.connectors.salesforce.spool import BulkSpool, Outcomes, Spill
 from closedloop.errors import AuthError, BudgetExhaustedError, FatalAPIError
 
 COLLECTION_LIMIT = 200
@@ -99,17 +103,11 @@ class SalesforceWriter:
         result = WriteResult()
         by_sobject: dict[str, list[PropertyUpdate]] = {}
         for update in updates:
-            sobject = sobject_of(update.object_id)
-            if sobject is None or sobject not in SOBJECTS_OF[update.object_type]:
-                reason = f"id {update.object_id!r} is not a {'/'.join(SOBJECTS_OF[update.object_type])} id"
-                result.failed.append(RecordFailure(update.object_type, update.object_id, reason, retriable=False))
+            refused = self.refusal(update)
+            if refused is not None:
+                result.failed.append(refused)
                 continue
-            foreign = [p for p in update.properties if not self.names.owns(p)]
-            if foreign:
-                reason = f"not closedloop's to write: {', '.join(sorted(foreign))}"
-                result.failed.append(RecordFailure(update.object_type, update.object_id, reason, retriable=False))
-                continue
-            by_sobject.setdefault(sobject, []).append(update)
+            by_sobject.setdefault(sobject_of(update.object_id) or "", []).append(update)
         rest: list[PropertyUpdate] = []
         for sobject in sorted(by_sobject):
             items = by_sobject[sobject]
@@ -120,6 +118,67 @@ class SalesforceWriter:
         for chunk in pack(rest, COLLECTION_LIMIT):
             result.extend(self._guarded(chunk, self._collection))
         return result
+
+    def refusal(self, update: PropertyUpdate) -> RecordFailure | None:
+        """Why ``update`` is never sent (an id of another object, a field not closedloop's), or None."""
+        sobject = sobject_of(update.object_id)
+        if sobject is None or sobject not in SOBJECTS_OF[update.object_type]:
+            reason = f"id {update.object_id!r} is not a {'/'.join(SOBJECTS_OF[update.object_type])} id"
+            return RecordFailure(update.object_type, update.object_id, reason, retriable=False)
+        foreign = [p for p in update.properties if not self.names.owns(p)]
+        if foreign:
+            reason = f"not closedloop's to write: {', '.join(sorted(foreign))}"
+            return RecordFailure(update.object_type, update.object_id, reason, retriable=False)
+        return None
+
+    def spool(self) -> BulkSpool:
+        """Where the write-back puts each planned update as it comes (instead of ``calls_for``
+        with all of them at the end): objects past ``bulk_threshold`` go to a file, not memory."""
+        return BulkSpool(self, threshold=self.bulk_threshold, batch_size=self.batch_size)
+
+    def field_names(self, update: PropertyUpdate) -> list[str]:
+        return [self.names.field(p) for p in update.properties]
+
+    def write_spill(self, sobject: str, spill: Spill) -> Outcomes:
+        """One Bulk 2.0 job from a spilled object's file; outcomes a chunk of records at a time.
+
+        The CSV is written to a file beside the spill and uploaded from it, so neither the rows
+        nor the CSV text of a 100,000-record job is ever built in memory here.
+        """
+        csv_path = self._bulk_csv(spill)
+        refused: str | None = None
+        failed: dict[str, str] = {}
+        try:
+            jobs = self.client.call(
+                f"Bulk 2.0 update {sobject}",
+                lambda sf: getattr(sf.bulk2, sobject).update(csv_file=str(csv_path), wait=self.config.bulk_poll_s),
+            )
+            self.bulk_jobs += len(jobs)
+            failed = self._job_failures(sobject, jobs)
+        except (AuthError, BudgetExhaustedError):
+            raise
+        except FatalAPIError as exc:  # the whole job refused: its records fail, not the run
+            refused = str(exc)
+        finally:
+            csv_path.unlink(missing_ok=True)
+        for chunk in spill.read():
+            if refused is not None:
+                out_chunk = WriteResult(
+                    failed=[RecordFailure(u.object_type, u.object_id, refused, retriable=False) for u in chunk]
+                )
+            else:
+                out_chunk = self._job_outcome(chunk, failed)
+            yield chunk, out_chunk
+
+    def _bulk_csv(self, spill: Spill) -> Path:
+        """The spill as a Bulk 2.0 CSV file beside it: ``Id`` and every field any record sets."""
+        csv_path = spill.path.with_suffix(".csv")
+        with csv_path.open("w", encoding="utf-8", newline="") as out:
+            rows = csv.DictWriter(out, fieldnames=["Id", *spill.fields], lineterminator="\n")
+            rows.writeheader()
+            for chunk in spill.read():
+                rows.writerows(self._bulk_row(u) for u in chunk)
+        return csv_path
 
     def _guarded(self, items: list[PropertyUpdate], send: Callable[[list[PropertyUpdate]], WriteResult]) -> WriteResult:
         """A whole call refused (a field deleted by an admin, a bad request) fails its records, not the run."""
@@ -170,11 +229,11 @@ class SalesforceWriter:
             )
         return out
 
+    def _bulk_row(self, update: PropertyUpdate) -> dict[str, Any]:
+        return {"Id": update.object_id, **{k: (BULK_NULL if v is None else v) for k, v in self._fields(update).items()}}
+
     def _bulk(self, sobject: str, items: list[PropertyUpdate]) -> WriteResult:
-        rows = [
-            {"Id": u.object_id, **{k: (BULK_NULL if v is None else v) for k, v in self._fields(u).items()}}
-            for u in items
-        ]
+        rows = [self._bulk_row(u) for u in items]
         # One job per call: a job that failed part-way is not re-sent whole by the retry (the
         # records it did update are idempotent anyway, PATCH of the same values).
         jobs = self.client.call(
@@ -182,6 +241,10 @@ class SalesforceWriter:
             lambda sf: getattr(sf.bulk2, sobject).update(records=rows, wait=self.config.bulk_poll_s),
         )
         self.bulk_jobs += len(jobs)
+        return self._job_outcome(items, self._job_failures(sobject, jobs))
+
+    def _job_failures(self, sobject: str, jobs: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """Record id -> reason, from the failed and unprocessed rows of jobs that did not all succeed."""
         failed: dict[str, str] = {}
         for job in jobs:
             if int(job.get("numberRecordsFailed") or 0) == 0 and int(job.get("numberRecordsProcessed") or 0) == int(
@@ -202,6 +265,10 @@ class SalesforceWriter:
             )
             for row in csv.DictReader(io.StringIO(unprocessed or "")):
                 failed.setdefault(row.get("Id") or "", "not processed by the Bulk 2.0 job")
+        return failed
+
+    @staticmethod
+    def _job_outcome(items: Sequence[PropertyUpdate], failed: dict[str, str]) -> WriteResult:
         out = WriteResult()
         for update in items:
             if update.object_id in failed:
