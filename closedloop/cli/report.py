@@ -113,7 +113,7 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List recent runs: duration, records pulled, changes, writes, failures, API calls."""
-    from closedloop.report.history import runs_rows, runs_table
+    from closedloop.report.history import run_notes_table, runs_rows, runs_table
     from closedloop.store.engine import open_store
 
     cfg = load(config)
@@ -122,6 +122,9 @@ def runs(
         sys.stdout.write(json.dumps(runs_rows(engine, limit=limit), indent=2) + "\n")
         return
     console.print(runs_table(engine, limit=limit))
+    notes = run_notes_table(engine, limit=limit)
+    if notes is not None:
+        console.print(notes)
 
 
 @app.command()

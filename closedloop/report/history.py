@@ -13,48 +13,98 @@ from closedloop.report.fit import Col, FitTable
 from closedloop.store.models import QuarantinedRow, SyncRun
 
 _RUN_COLUMNS = ("Run", "Job", "Started (UTC)", "Status", "Secs", "Pulled", "Touch Δ", "Credit Δ", "Written",
-                "Failed", "Calls", "API usage")
+                "Failed", "Warn", "Calls", "API usage")
 _LEFT = ("Job", "Status", "Started (UTC)", "API usage")
 _KEYS = ("Run",)
-_RUN_LEGEND = {"Touch Δ": "touchpoints changed", "Credit Δ": "credits changed", "Calls": "API calls"}
+_RUN_LEGEND = {"Touch Δ": "touchpoints changed", "Credit Δ": "credits changed", "Failed": "records not written",
+               "Warn": "warnings", "Calls": "API calls"}
+# Statuses whose run did not end cleanly: their notes carry the recorded reason.
+_UNCLEAN = frozenset({"partial", "failed", "interrupted", "abandoned"})
+_EXAMPLES_SHOWN = 1  # per warning kind in the table; ``--json`` carries all the run kept
 
 
 def runs_rows(engine: Engine, *, limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` newest runs as plain dicts (``runs --json``)."""
-    table = runs_table(engine, limit=limit)
-    keys = ("run", "job", "started_at", "status", "seconds", "pulled", "touchpoints_changed", "credits_changed",
-            "written", "failed", "api_calls", "api_usage")
-    return [dict(zip(keys, row, strict=True)) for row in table.rows]
-
-
-def runs_table(engine: Engine, *, limit: int) -> FitTable:
-    """The ``limit`` newest runs: duration, records pulled, changes, writes, failures, API calls."""
+    """The ``limit`` newest runs as plain dicts (``runs --json``), newest first, with each run's
+    failed streams, warnings (counts and examples by kind) and recorded errors."""
     with Session(engine) as session:
         rows = session.exec(select(SyncRun).order_by(col(SyncRun.id).desc()).limit(limit)).all()
-    columns = [Col(name, "left" if name in _LEFT else "right", key=name in _KEYS, wrap=name == "API usage")
-               for name in _RUN_COLUMNS]
-    table = FitTable("Recent runs", columns, legend=_RUN_LEGEND)
+    out = []
     for r in rows:
         stats: dict[str, Any] = r.stats or {}
         pulled = sum(v for counts in (stats.get("pulled") or {}).values() for k, v in counts.items() if k != "batches")
         rb = stats.get("rebuild") or {}
         wb = stats.get("writeback") or {}
-        calls = sum(n for statuses in (r.api_calls or {}).values() for n in statuses.values())
+        warnings = stats.get("warnings") or {}
+        out.append({
+            "run": r.id,
+            "job": r.job,
+            "started_at": r.started_at.isoformat(),
+            "status": r.status,
+            "seconds": round(float(stats.get("duration_s") or 0), 3),
+            "pulled": pulled,
+            "touchpoints_changed": (rb.get("touchpoints") or {}).get("changed", 0),
+            "credits_changed": (rb.get("credits") or {}).get("changed", 0),
+            "written": wb.get("properties_written", 0),
+            "failed": wb.get("records_failed", 0),
+            "failed_streams": list(stats.get("failed_streams") or []),
+            "warnings": {"counts": dict(warnings.get("counts") or {}),
+                         "examples": {k: list(v) for k, v in (warnings.get("examples") or {}).items()}},
+            "errors": list((r.errors or {}).get("messages") or []),
+            "api_calls": sum(n for statuses in (r.api_calls or {}).values() for n in statuses.values()),
+            "api_usage": _usage(stats.get("usage") or {}),
+        })
+    return out
+
+
+def runs_table(engine: Engine, *, limit: int) -> FitTable:
+    """The ``limit`` newest runs: duration, records pulled, changes, writes, failures, warnings,
+    API calls; what went wrong in each is in ``run_notes_table``."""
+    columns = [Col(name, "left" if name in _LEFT else "right", key=name in _KEYS, wrap=name == "API usage")
+               for name in _RUN_COLUMNS]
+    table = FitTable("Recent runs", columns, legend=_RUN_LEGEND)
+    for run in runs_rows(engine, limit=limit):
         table.add_row(
-            str(r.id),
-            r.job,
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            r.status,
-            f"{stats.get('duration_s', 0):.1f}",
-            f"{pulled:,}",
-            f"{(rb.get('touchpoints') or {}).get('changed', 0):,}",
-            f"{(rb.get('credits') or {}).get('changed', 0):,}",
-            f"{wb.get('properties_written', 0):,}",
-            f"{wb.get('records_failed', 0):,}",
-            f"{calls:,}",
-            _usage(stats.get("usage") or {}),
+            str(run["run"]),
+            run["job"],
+            run["started_at"][:19].replace("T", " "),
+            run["status"],
+            f"{run['seconds']:.1f}",
+            f"{run['pulled']:,}",
+            f"{run['touchpoints_changed']:,}",
+            f"{run['credits_changed']:,}",
+            f"{run['written']:,}",
+            f"{run['failed']:,}",
+            f"{sum(run['warnings']['counts'].values()):,}",
+            f"{run['api_calls']:,}",
+            run["api_usage"],
         )
     return table
+
+
+def run_notes_table(engine: Engine, *, limit: int) -> FitTable | None:
+    """Per run among the ``limit`` newest, what did not go cleanly: streams that failed, warnings
+    by kind with an example, and the recorded reason of a run that was partial, failed,
+    interrupted or abandoned.  None when every run went cleanly, so a clean history stays short."""
+    table = FitTable("What went wrong", [Col("Run", key=True), Col("Status", "left"), Col("Notes", "left", wrap=True)])
+    for run in runs_rows(engine, limit=limit):
+        notes = run_notes(run)
+        if notes:
+            table.add_row(str(run["run"]), run["status"], escape("\n".join(notes)))
+    return table if table.rows else None
+
+
+def run_notes(run: dict[str, Any]) -> list[str]:
+    """One line per thing that went wrong in ``run`` (a ``runs_rows`` dict)."""
+    notes = []
+    if run["failed_streams"]:
+        notes.append("failed streams: " + ", ".join(run["failed_streams"]))
+    examples = run["warnings"]["examples"]
+    for kind, n in sorted(run["warnings"]["counts"].items()):
+        shown = "; ".join(str(e) for e in (examples.get(kind) or [])[:_EXAMPLES_SHOWN])
+        notes.append(f"{n:,} {kind}" + (f" (e.g. {shown})" if shown else ""))
+    if run["status"] in _UNCLEAN:
+        notes.extend(run["errors"])
+    return notes
 
 
 def _usage(usage: dict[str, dict[str, Any]]) -> str:
