@@ -217,6 +217,29 @@ def test_a_stalled_deals_listing_stops_the_stream(
     wrote_back(outcome)
 
 
+def test_a_stalled_archived_listing_stops_the_deletions_stream(
+    company: Company, backend: str, clean: Outcome, tmp_path: Path
+) -> None:
+    """The recycle-bin listing (deletions) has the listings' one guard: a cursor sent back as
+    given stops the deletions stream at the second page instead of paging until the daily limit."""
+    archived: list[str] = []
+
+    def stalled_bin(request: Request, response: Response) -> Response:
+        if request.arg("archived") != "true":
+            return response
+        archived.append(request.path)
+        return h.stalled_cursor(request, response)
+
+    outcome = hostile_run(company, backend, tmp_path, h.rewrite(stalled_bin, endpoint="GET /crm/v3/objects/*",
+                                                                times=None))
+    assert outcome.report.failed_streams == ["hubspot.deletions"]
+    assert "GET /crm/v3/objects/contacts?archived=true sent back the paging cursor '0'" in " ".join(
+        outcome.report.errors)
+    assert archived == ["/crm/v3/objects/contacts"] * 2  # the first page, and the one that sent its cursor back
+    other_streams_as_clean(outcome, clean)
+    wrote_back(outcome)
+
+
 def test_every_stream_failing_is_a_failed_run_not_a_partial_one(
     company: Company, backend: str, tmp_path: Path
 ) -> None:

@@ -151,13 +151,7 @@ class HubSpotSource:
                 archived="false",  # HubSpot's spelling: the SDK would send Python's "False"
             )
             gathered.extend(page.get("results") or [])
-            sent, after = after, next_after(page)
-            if after is not None and after == sent:
-                raise StalledCursorError(
-                    f"HubSpot GET /crm/v3/objects/deals sent back the paging cursor {after!r} it was given; "
-                    "the listing stops here instead of reading the same page for ever",
-                    endpoint="GET /crm/v3/objects/deals",
-                )
+            after = listing_next(page, sent=after, endpoint="GET /crm/v3/objects/deals")
             if after is None or len(gathered) + HISTORY_BATCH > ASSOCIATION_BATCH:
                 done = after is None
                 next_cursor = {k: v for k, v in state.items() if k != LISTING_AFTER}
@@ -242,9 +236,10 @@ class HubSpotSource:
             floor = since - timedelta(milliseconds=CLOCK_MARGIN_MS) if since else None
             newest = since
             after: str | None = None
+            endpoint = f"GET /crm/v3/objects/{object_type}?archived=true"
             while True:
                 page = self.client.call_json(
-                    f"GET /crm/v3/objects/{object_type}?archived=true",
+                    endpoint,
                     api.get_page_with_http_info,
                     limit=LISTING_PAGE,
                     after=after,
@@ -262,7 +257,7 @@ class HubSpotSource:
                         records.append(DeletedRecord(kind, str(obj["id"]), deleted_at=at))
                     if at is not None and (newest is None or at > newest):
                         newest = at
-                after = next_after(page)
+                after = listing_next(page, sent=after, endpoint=endpoint)
                 if after is None:
                     break
             state[object_type] = newest.isoformat() if newest else None
@@ -291,14 +286,9 @@ class HubSpotSource:
                 archived="false",
             )
             ids.update(str(o["id"]) for o in page.get("results") or [] if isinstance(o, dict) and o.get("id"))
-            sent, after = after, next_after(page)
+            after = listing_next(page, sent=after, endpoint="GET /crm/v3/objects/contacts")
             if after is None:
                 break
-            if after == sent:
-                raise StalledCursorError(
-                    "HubSpot GET /crm/v3/objects/contacts sent back the paging cursor it was given",
-                    endpoint="GET /crm/v3/objects/contacts",
-                )
         listed = LiveIdSet("contact", frozenset(ids), listed_at=now)
         cursor = {**batch.cursor, "reconciled_at": now.isoformat()}
         return replace(batch, records=[*batch.records, listed], cursor=cursor)
@@ -355,6 +345,20 @@ class HubSpotSource:
                     quarantined.append(_quarantine("hubspot.deal_contacts", exc, result))
         # Deals with no contact at all still need their old links cleared by the store.
         return links
+
+
+def listing_next(page: dict[str, Any], *, sent: str | None, endpoint: str) -> str | None:
+    """The next ``after`` of a list endpoint's page, None at the end.  The one guard of every
+    listing (live deals, archived contacts and deals, live contact ids): a cursor sent back as it
+    was given would read the same page for ever (until the daily limit), so the stream stops."""
+    after = next_after(page)
+    if after is not None and after == sent:
+        raise StalledCursorError(
+            f"HubSpot {endpoint} sent back the paging cursor {after!r} it was given; "
+            "the listing stops here instead of reading the same page for ever",
+            endpoint=endpoint,
+        )
+    return after
 
 
 def _quarantine(stream: str, exc: SkippableRecordError, obj: Any) -> QuarantinedRecord:
