@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from closedloop.config.attribution import AttributionConfig
 from closedloop.config.base import ServiceUrl, StoreUrl, Strict
@@ -257,15 +257,24 @@ class Config(Strict):
         "converts deals and spend in other currencies; the latest rate on or before the day is used",
     )
 
+    @field_validator("writeback")
+    @classmethod
+    def _batch_fits_the_crm(cls, writeback: WritebackConfig, info: ValidationInfo) -> WritebackConfig:
+        """A batch call's maximum is the CRM's: HubSpot's batch/update 100, sObject Collections 200.
+
+        Checked on the section (``crm`` is validated before it) so the problem names
+        ``writeback`` and its line rather than the root of the file.
+        """
+        if info.data.get("crm", "hubspot") == "hubspot" and writeback.batch_size > 100:
+            raise ValueError(f"batch_size {writeback.batch_size}: at most 100 for HubSpot (its batch/update limit)")
+        return writeback
+
     @model_validator(mode="after")
     def _crm_is_configured(self) -> Config:
         if self.crm == "hubspot" and self.hubspot is None:
             raise ValueError("crm is hubspot but the hubspot: section is missing")
         if self.crm == "salesforce" and self.salesforce is None:
             raise ValueError("crm is salesforce but the salesforce: section is missing")
-        # A batch call's maximum is the CRM's: HubSpot's batch/update 100, sObject Collections 200.
-        if self.crm == "hubspot" and self.writeback.batch_size > 100:
-            raise ValueError("writeback.batch_size is at most 100 for HubSpot (its batch/update limit)")
         if self.crm == "salesforce" and "batch_size" not in self.writeback.model_fields_set:
             # The models are frozen; this is the one default that depends on another section.
             object.__setattr__(self, "writeback", self.writeback.model_copy(update={"batch_size": 200}))

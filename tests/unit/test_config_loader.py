@@ -72,7 +72,13 @@ def test_wrong_type_and_enum_are_explained() -> None:
     found = {p.field: p for p in problems(text, {"HUBSPOT_TOKEN": "t"})}
     assert set(found) == {"writeback.batch_size", "writeback.enabled"}
     assert found["writeback.batch_size"].line == 10
-    assert "100" in found["writeback.batch_size"].message
+    assert "200" in found["writeback.batch_size"].message  # no CRM takes more a call
+
+
+def test_batch_size_over_the_crms_own_limit_names_the_section() -> None:
+    found = problems(VALID + "writeback:\n  batch_size: 150\n", {"HUBSPOT_TOKEN": "t"})
+    assert [(p.field, p.line) for p in found] == [("writeback", 9)]  # the section's line
+    assert "at most 100 for HubSpot" in found[0].message
 
 
 def test_duplicate_keys_are_an_error() -> None:
