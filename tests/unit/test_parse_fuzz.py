@@ -111,19 +111,64 @@ def _salesforce_parse() -> Any:
         pytest.skip("no Salesforce parser")
 
 
-# simple-salesforce hands over each SOQL record as a dict; its fields may hold anything.
-sf_rows = st.dictionaries(
+# simple-salesforce hands over each SOQL record as a dict, its fields holding anything; an answer
+# may also hold a null, a list or a string where a record should be.
+sf_rows = near(st.dictionaries(
     st.sampled_from(["Id", "CreatedDate", "SystemModstamp", "Email", "Amount", "StageName", "IsWon", "IsClosed",
                      "OpportunityId", "ContactId", "IsPrimary", "CampaignId", "FirstRespondedDate", "LeadSource",
-                     "CreatedById", "Field", "NewValue", "ConvertedContactId", "IsConverted", "CloseDate"]),
+                     "CreatedById", "Field", "NewValue", "ConvertedContactId", "IsConverted", "CloseDate", "Status",
+                     "HasResponded", "Campaign", "LeadOrContactId", "CurrencyIsoCode", "Name", "Role"]),
     near(timestamps), max_size=12,
-)
+))
+SF_PARSERS = ("opportunity", "stage_history", "field_history", "contact_role", "campaign_response")
+SF_DELETED_KINDS = ("contact", "deal", "deal_contact_role", "offline_touch")
+
+
+def _salesforce_calls(parse: Any) -> list[Any]:
+    from functools import partial
+
+    from closedloop.config.models import SalesforceFields
+
+    calls = [getattr(parse, name) for name in SF_PARSERS]
+    calls += [partial(parse.person, fields=SalesforceFields(), sobject=sobject) for sobject in ("Lead", "Contact")]
+    calls += [partial(parse.deletion, kind) for kind in SF_DELETED_KINDS]
+    return calls
 
 
 @FUZZ
 @given(sf_rows)
 def test_salesforce_parsers(row: Any) -> None:
     parse = _salesforce_parse()
-    for name in ("opportunity", "stage_history", "field_history", "contact_role", "campaign_response"):
-        if hasattr(parse, name):
-            parses_or_skips(getattr(parse, name), row)
+    for call in _salesforce_calls(parse):
+        parses_or_skips(call, row)
+
+
+@pytest.mark.parametrize("row", [None, [], ["Id", "003A"], "003A", 7, True])
+def test_salesforce_rows_that_are_not_objects_are_quarantined_by_every_parser(row: Any) -> None:
+    parse = _salesforce_parse()
+    for call in _salesforce_calls(parse):
+        with pytest.raises(SkippableRecordError, match="not an object") as caught:
+            call(row)
+        assert caught.value.record_key == "(no Id)"
+
+
+def test_salesforce_source_quarantines_a_null_row_and_reads_the_rest() -> None:
+    """Through the pull loop (fake org behind query_all_iter): null, list and string rows in the
+    answer are quarantined, every real row arrives, the cursor still advances."""
+    from test_salesforce_pull_loop import FakeOrg, pull
+
+    class HostileOrg(FakeOrg):
+        def query_all_iter(self, soql: str, session: str, include_deleted: bool) -> Any:
+            rows = list(super().query_all_iter(soql, session, include_deleted))
+            return iter([*rows[:2], None, [], "003X", *rows[2:]] if rows else rows)
+
+    org = HostileOrg(5)
+    batches, records, _ = pull(org)
+    assert [r.crm_id for r in records] == [r["Id"] for r in org.rows]
+    refused = [q for b in batches for q in b.quarantined]
+    assert [(q.record_key, q.reason) for q in refused] == [
+        ("(no Id)", "the row is null, not an object"),
+        ("(no Id)", "the row is list, not an object"),
+        ("(no Id)", "the row is str, not an object"),
+    ]
+    assert batches[-1].cursor["live"]  # the last real row moved the cursor

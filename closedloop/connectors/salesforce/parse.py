@@ -53,7 +53,15 @@ def split_values(value: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for p in parts if p))
 
 
+NO_ID = "(no Id)"
+
+
 def record_id(row: Row) -> str:
+    """The row's Id; every parser starts here, so a row that is not an object (a ``null`` in the
+    answer's records, a list, a string) is quarantined like HubSpot's (shape.object_key), not a crash."""
+    if not isinstance(row, Mapping):
+        kind = "null" if row is None else type(row).__name__
+        raise SkippableRecordError(f"the row is {kind}, not an object", record_key=NO_ID)
     value = row.get("Id")
     if not isinstance(value, str) or not value.strip():
         raise SkippableRecordError("Id is missing", record_key=_fallback_key(row), payload=dict(row))
@@ -62,7 +70,7 @@ def record_id(row: Row) -> str:
 
 def _fallback_key(row: Row) -> str:
     url = (row.get("attributes") or {}).get("url") if isinstance(row.get("attributes"), Mapping) else None
-    return str(url or "(no Id)")
+    return str(url or NO_ID)
 
 
 def required_time(row: Row, name: str, key: str) -> datetime:

@@ -220,6 +220,8 @@ class SalesforceSource:
 
 
 def _cursor_value(row: dict[str, Any], field: str) -> datetime | None:
+    if not isinstance(row, dict):  # a null or list row: no cursor, the parser quarantines it
+        return None
     try:
         return parse.parse_time(row.get(field))
     except ValueError:
@@ -227,4 +229,6 @@ def _cursor_value(row: dict[str, Any], field: str) -> datetime | None:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        return {"row": type(row).__name__}
     return {k: v for k, v in row.items() if k != "attributes"}
