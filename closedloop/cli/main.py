@@ -50,7 +50,7 @@ COMMANDS: dict[str, Entry] = {
     ),
     "sandbox": Entry(
         "closedloop.cli.sandbox",
-        "The built-in emulators of HubSpot and GA4, for trying configs.",
+        "The built-in emulators of HubSpot, Salesforce and GA4, for trying configs.",
     ),
     "attribute": Entry(
         "closedloop.cli.attribute",
