@@ -266,3 +266,6 @@ class Batch:
     # Figures the source reports about the batch beside its records (GA4: pages subject to
     # thresholding, rows lost to "(other)"...); added to the stream's totals in the run record.
     counts: dict[str, int] = field(default_factory=dict)
+    # (objects read so far, objects the query returns in all) where the API's answer says so at
+    # no extra call (HubSpot search's total, GA4's rowCount): the progress bar's total and ETA.
+    position: tuple[int, int] | None = None

@@ -135,6 +135,7 @@ class CountingWriter:
         self._report = report
         self._stream = stream
         self._sent = 0
+        self._planned: int | None = None
         self._lock = threading.Lock()
 
     def write(self, updates: Sequence[Any]) -> Any:
@@ -142,8 +143,17 @@ class CountingWriter:
         with self._lock:
             self._sent += len(updates)
             sent = self._sent
-        self._report("writing back to the CRM", (self._stream, sent, None))
+        self._report("writing back to the CRM", (self._stream, sent, self._planned))
         return result
 
+    def _calls_for(self, updates: Sequence[Any]) -> Any:
+        """A writer that splits the whole plan into calls (``calls_for``) is handed every planned
+        change at once: their number is the bar's total, so the write-back shows an ETA."""
+        with self._lock:
+            self._planned = (self._planned or 0) + len(updates)
+        return self._writer.calls_for(updates)
+
     def __getattr__(self, name: str) -> Any:
+        if name == "calls_for" and hasattr(self._writer, "calls_for"):
+            return self._calls_for  # only where the writer has it: the write-back checks with getattr
         return getattr(self._writer, name)

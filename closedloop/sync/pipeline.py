@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import Counter
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -37,7 +38,28 @@ from closedloop.sync.runs import start_run
 from closedloop.sync.writeback import WritebackStats
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[str], None]
+Step = tuple[str, int, int | None]  # (stream, done, total or None while unknown)
+
+
+class Progress(Protocol):
+    """A progress sink: a message, and optionally a structured step for a bar with an ETA."""
+
+    def __call__(self, message: str, step: Step | None = None) -> None: ...
+
+
+def with_steps(sink: Callable[..., None] | None) -> Progress:
+    """``sink`` as a Progress: one that takes only a message (the scheduler's log line) gets
+    just the message, so steps are optional and older one-argument sinks keep working."""
+    if sink is None:
+        return lambda _message, _step=None: None
+    try:
+        inspect.signature(sink).bind("", None)
+    except (TypeError, ValueError):
+        one = sink
+        return lambda message, _step=None: one(message)
+    return sink
+
+
 Warn = Callable[[str, str], None]  # (kind, example): ApiCallLog.warn
 
 
@@ -110,11 +132,13 @@ def pull_stream(
     stream: str,
     *,
     now: datetime,
-    progress: Progress,
+    progress: Callable[..., None],
     should_stop: ShouldStop = never,
     warn: Warn = no_warn,
     quarantine_raw: bool = False,
 ) -> Counter[str]:
+    """Store every batch of ``stream`` with its cursor; ``progress`` hears each batch as a step."""
+    step = with_steps(progress)
     with Session(engine) as session:
         cursor = load_cursor(session, stream)
     totals: Counter[str] = Counter()
@@ -131,7 +155,10 @@ def pull_stream(
                 totals.update(store_batch(session, last, now=now, quarantine_raw=quarantine_raw))
             _warn_oversized(session, warn)
             totals["batches"] += 1
-            progress(f"{stream}: {sum(v for k, v in totals.items() if k != 'batches'):,} records")
+            stored = sum(v for k, v in totals.items() if k != "batches")
+            # The API's own count where it gave one (objects, the unit of its total), else records stored.
+            done, total = batch.position if batch.position else (stored, None)
+            step(f"{stream}: {stored:,} records", (stream, done, total))
             if should_stop():
                 raise Interrupted(f"stopped after batch {totals['batches']} of {stream}")
     return totals
@@ -215,7 +242,7 @@ def run_once(
     writer: CRMWriter | None,
     log: ApiCallLog,
     now: datetime,
-    progress: Progress | None = None,
+    progress: Callable[..., None] | None = None,
     job: str = "run",
     clock: Callable[[], float] = time.perf_counter,
     should_stop: ShouldStop = never,
@@ -225,7 +252,7 @@ def run_once(
 
     ``pull=False`` recomputes from the stored raw data only: after a mapping or model change.
     """
-    say = progress or (lambda _msg: None)
+    say = with_steps(progress)  # a one-argument sink (the scheduler's) still works
     limit_malloc_arenas()
     started = clock()
     run_id = start_run(engine, job=job, now=now)  # marks runs whose process died abandoned first

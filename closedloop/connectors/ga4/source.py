@@ -182,7 +182,8 @@ class GA4Source:
                 next_cursor = {"complete_through": min(end, today).isoformat(), "time_zone": zone_name}
             else:
                 next_cursor = dict(cursor or {})
-            yield Batch(stream, records, next_cursor, quarantined, counts=metadata_counts(response.metadata))
+            yield Batch(stream, records, next_cursor, quarantined, counts=metadata_counts(response.metadata),
+                        position=(offset, max(offset, int(response.row_count or 0))))
             if done:
                 return
 

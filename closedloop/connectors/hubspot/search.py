@@ -9,7 +9,7 @@ window shares one timestamp (bulk imports do that), that instant is read in id o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,10 @@ def search_modified(
     properties: list[str],
     cursor: dict[str, Any] | None,
     page_size: int = 200,
+    on_total: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
-    """Yield (new objects of one page, cursor safe to commit after storing them)."""
+    """Yield (new objects of one page, cursor safe to commit after storing them).  ``on_total``
+    hears the first answer's ``total`` (objects modified since the cursor): a progress total."""
     since_ms: int | None = (cursor or {}).get("since_ms")
     ids_at_since: set[str] = set((cursor or {}).get("ids_at_since", []))
     api = client.search_api(object_type)
@@ -84,6 +86,10 @@ def search_modified(
             page = client.call_json(
                 endpoint, api.do_search_with_http_info, _request(filters, modified_property, props, page_size, after)
             )
+            tell, on_total = on_total, None  # the first answer only: later windows count a remainder
+            total = page.get("total")
+            if tell is not None and isinstance(total, int) and not isinstance(total, bool):
+                tell(total)
             yield advance(list(page.get("results") or [])), state()
             nxt = next_after(page)
             if nxt is None:

@@ -95,6 +95,7 @@ class HubSpotSource:
 
     def pull_contacts(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         names = self.config.contact_properties
+        total, read = [0], 0
         for objects, next_cursor in search_modified(
             self.client,
             "contacts",
@@ -105,7 +106,9 @@ class HubSpotSource:
             ],
             cursor=cursor,
             page_size=self.config.search_page_size,
+            on_total=lambda n: total.__setitem__(0, n),
         ):
+            read += len(objects)
             records: list[Any] = []
             quarantined: list[QuarantinedRecord] = []
             for obj in objects:
@@ -114,7 +117,8 @@ class HubSpotSource:
                     records.append(self._with_crm_values(contact, obj, "contacts"))
                 except SkippableRecordError as exc:
                     quarantined.append(_quarantine("hubspot.contacts", exc, obj))
-            yield Batch("hubspot.contacts", records, next_cursor, quarantined)
+            yield Batch("hubspot.contacts", records, next_cursor, quarantined,
+                        position=(read, max(read, total[0])) if total[0] else None)
 
     def pull_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         """The first pull lists every deal; later pulls search for the ones modified since."""

@@ -178,6 +178,7 @@ class SalesforceSource:
         self, sf: Salesforce, spec: StreamSpec, phase: str, position: Position, headers: dict[str, str]
     ) -> Iterator[dict[str, Any]]:
         soql = self.soql(spec, phase, position)
+        # No progress total here: query_all_iter consumes each answer's totalSize and yields rows only.
         for row in sf.query_all_iter(soql, include_deleted=phase == "deleted", headers=headers):
             at = _cursor_value(row, spec.cursor_field)
             if at is not None and not position.seen(at, str(row.get("Id"))):
