@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+# Auto-tagging parameters of ad platforms: the keys of every record's ``click_ids``.  Their
+# presence on a landing URL says a click came from an ad, and their values are identity keys.
+CLICK_ID_PARAMETERS: frozenset[str] = frozenset({
+    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id",
+})
 
 @dataclass(frozen=True, slots=True)
 class ContactRecord:

@@ -9,7 +9,9 @@ import typer
 
 from closedloop.cli.console import console, now
 
-app = typer.Typer(help="The built-in emulators of HubSpot, Salesforce and GA4, for trying configs.", no_args_is_help=True)
+app = typer.Typer(
+    help="The built-in emulators of HubSpot, Salesforce and GA4, for trying configs.", no_args_is_help=True
+)
 
 
 def register(parent: typer.Typer) -> None:

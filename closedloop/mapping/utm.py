@@ -14,15 +14,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from closedloop.mapping.aliases import NO_ALIASES, AliasTables
 from closedloop.mapping.text import normalise_value
+from closedloop.records import CLICK_ID_PARAMETERS
 
 DIRECT_SOURCE = "(direct)"
 NO_MEDIUM = "(none)"
 NOT_SET = "(not set)"
-
-# Auto-tagging parameters of ad platforms; their presence says a click came from an ad.
-CLICK_ID_PARAMETERS: frozenset[str] = frozenset({
-    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id",
-})
 
 TouchField = Literal[
     "source", "medium", "campaign", "content", "term", "landing_page", "referrer",
@@ -78,26 +74,6 @@ def click_ids_in_url(url: str) -> frozenset[str]:
         key.lower() for key, value in parse_qsl(query, keep_blank_values=True)
         if key.lower() in CLICK_ID_PARAMETERS and value.strip()
     )
-
-
-def split_landing_page(url: str) -> tuple[str, dict[str, str]]:
-    """'/pricing?gclid=Cj0&utm_source=x' -> ('/pricing', {'gclid': 'Cj0'}).
-
-    The path is what rules and reports group by; the click ids are identity keys.  Every other
-    query parameter is dropped, so personal data in query strings is never stored.
-    """
-    path, _, query = url.partition("?")
-    if not query:
-        return url, {}
-    lowered = query.lower()
-    if "%" not in query and not any(kind in lowered for kind in CLICK_ID_PARAMETERS):
-        return path, {}  # no click id can be in it (keys may be percent-encoded: those are parsed)
-    ids: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        kind = key.lower()
-        if kind in CLICK_ID_PARAMETERS and value.strip() and kind not in ids:
-            ids[kind] = value.strip()
-    return path, ids
 
 
 def normalise(raw: RawTouch, aliases: AliasTables = NO_ALIASES) -> NormalisedUTM:

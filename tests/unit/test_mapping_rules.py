@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closedloop.config.mapping import AliasConfig, MappingConfig
+from closedloop.connectors.ga4.landing import split_landing_page
 from closedloop.mapping.aliases import AliasTables
 from closedloop.mapping.channels import ChannelMapper
 from closedloop.mapping.text import normalise_value
-from closedloop.mapping.utm import CLICK_ID_PARAMETERS, RawTouch, click_ids_in_url, normalise, split_landing_page
+from closedloop.mapping.utm import RawTouch, click_ids_in_url, normalise
+from closedloop.records import CLICK_ID_PARAMETERS
 
 
 def mapper(rules: list[dict[str, Any]], **extra: Any) -> ChannelMapper:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-# Auto-tagging parameters of ad platforms; their presence says a click came from an ad.  The
-# mapping's own list (mapping.utm.CLICK_ID_PARAMETERS) is checked equal to this one by a test.
-CLICK_ID_PARAMETERS: frozenset[str] = frozenset({
-    "gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id",
-})
+from closedloop.records import CLICK_ID_PARAMETERS
 
 
 def split_landing_page(url: str) -> tuple[str, dict[str, str]]:
