@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -149,8 +149,9 @@ class CountingWriter:
     def _calls_for(self, updates: Sequence[Any]) -> Any:
         """A writer that splits the whole plan into calls (``calls_for``) is handed every planned
         change at once: their number is the bar's total, so the write-back shows an ETA."""
-        with self._lock:
-            self._planned = (self._planned or 0) + len(updates)
+        if isinstance(updates, Sized):  # anything else passes through uncounted
+            with self._lock:
+                self._planned = (self._planned or 0) + len(updates)
         return self._writer.calls_for(updates)
 
     def __getattr__(self, name: str) -> Any:
