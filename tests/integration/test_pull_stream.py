@@ -54,7 +54,7 @@ def test_a_large_page_commits_in_slices_and_moves_the_cursor_with_the_last(
         commits.append(len(records))
         return store_records(session, records)
 
-    def failing_batch(session: Any, batch: Batch, *, now: datetime) -> Any:
+    def failing_batch(session: Any, batch: Batch, *, now: datetime, **_options: Any) -> Any:
         raise RuntimeError("killed before the page's last slice")
 
     monkeypatch.setattr(pipeline, "store_records", counting_records)
