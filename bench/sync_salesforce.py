@@ -76,12 +76,39 @@ def _config(sf: dict[str, Any], ga4: dict[str, Any], store_url: str) -> Any:
     )
 
 
-def _run(config: Any, now: Any, memory: PhaseMemory) -> Any:
+class StepMemory(PhaseMemory):
+    """Peak RSS per step, finer than the shared phases: the rebuild's steps, and the write-back's
+    end (the Bulk 2.0 uploads) apart from the rebuild it overlaps."""
+
+    STEPS = ("mapping sessions", "writing touchpoints", "reading anonymous", "attributing", "writing back deals")
+
+    def progress(self, message: str) -> None:
+        step = next((s for s in self.STEPS if message.startswith(s)), None)
+        if step is not None:
+            self.phase = "rebuild: " + step if step != "writing back deals" else "rebuild rest + writing back"
+        else:
+            super().progress(message)
+
+    def watch(self, writer: Any) -> None:
+        """Name the phase while a Bulk 2.0 job is built, uploaded and its outcome read."""
+        write_spill = getattr(writer, "write_spill", None)
+        if write_spill is None:
+            return
+
+        def watched(sobject: str, spill: Any) -> Any:
+            self.phase = "Bulk 2.0 uploads"
+            yield from write_spill(sobject, spill)
+
+        writer.write_spill = watched
+
+
+def _run(config: Any, now: Any, memory: StepMemory) -> Any:
     from closedloop.store.engine import open_store
     from closedloop.sync.factory import build_connectors
     from closedloop.sync.pipeline import run_once
 
     connectors = build_connectors(config)
+    memory.watch(connectors.writer)
     engine = open_store(config.store.url)
     try:
         return run_once(engine=engine, config=config, sources=connectors.sources, writer=connectors.writer,
@@ -166,10 +193,10 @@ def main(args: Any) -> int:
     store_url = f"sqlite:///{args.db or Path(tmp.name) / 'bench.db'}"
     config = _config(sf, ga4, store_url)
     started = time.perf_counter()
-    with PhaseMemory() as memory:
+    with StepMemory() as memory:
         first = _run(config, NOW, memory)
     wall = time.perf_counter() - started
-    with PhaseMemory() as memory2:
+    with StepMemory() as memory2:
         second = _run(config, NOW + timedelta(seconds=first.duration_s), memory2)
     for pipe in pipes.values():
         pipe.send("stop")

@@ -13,13 +13,19 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from closedloop.config.models import SalesforceConfig
+from closedloop.connectors.base import PropertyUpdate
+from closedloop.connectors.calls import ApiCallLog
+from closedloop.connectors.salesforce.build import build_salesforce
 from closedloop.connectors.salesforce.fields import FieldNames
 from closedloop.sandbox.generator import generate_company
 from closedloop.sandbox.launch_salesforce import start_salesforce_sandbox
+from closedloop.sandbox.salesforce import SF_CONSUMER_KEY, SF_USERNAME, SalesforceSandbox, SalesforceState
 from closedloop.store import models as m
 from closedloop.store.engine import open_store
 from closedloop.sync.factory import build_connectors
 from closedloop.sync.pipeline import RunReport, run_once
+from closedloop.sync.properties import property_specs
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 
@@ -57,3 +63,39 @@ def test_objects_above_the_threshold_go_as_bulk_jobs_from_the_spool_and_are_reco
         assert second.status == "ok", second.errors
         assert not any("composite" in k or "ingest" in k for k in second.api_calls)
         engine.dispose()
+
+
+def test_a_streamed_bulk_job_renews_an_expired_session_and_repeats_only_that_step() -> None:
+    state = SalesforceState()
+    sandbox = SalesforceSandbox(state).start()
+    try:
+        ids = [
+            state.insert("Lead", {"LastName": f"P{i}", "Company": "Acme"}, at=NOW - timedelta(days=9, seconds=i))["Id"]
+            for i in range(7)
+        ]
+        config = SalesforceConfig(
+            auth="jwt", login_url=sandbox.url, username=SF_USERNAME, consumer_key=SF_CONSUMER_KEY,
+            private_key_file=str(sandbox.jwt_private_key_file), multicurrency=False, bulk_threshold=5,
+            bulk_poll_s=0.05, grant_field_permissions=True,
+        )
+        parts = build_salesforce(config, log=ApiCallLog(), property_prefix="closedloop_",
+                                 http=sandbox.requests_session(), now=lambda: datetime.now(UTC), sleep=lambda _s: None)
+        parts.writer.ensure_properties(property_specs("closedloop_", "linear"), group_name="", group_label="")
+        state.fail_records([ids[2]], code="FIELD_CUSTOM_VALIDATION_EXCEPTION", message="no")
+        with parts.writer.spool() as spool:
+            for i in ids:
+                spool.add(PropertyUpdate("contacts", i, {"closedloop_journey": "Email", "closedloop_touch_count": "3"}))
+            calls = list(spool.calls())
+            state.expire_sessions()  # the job's creation answers 401: renewed, then the job runs
+            outcomes = [result for call in calls for _, result in call()]
+        assert [f.object_id for r in outcomes for f in r.failed] == [ids[2]]
+        assert sorted(u.object_id for r in outcomes for u in r.written) == sorted(set(ids) - {ids[2]})
+        assert all(state.get("Lead", i)["Closedloop_Journey__c"] == "Email" for i in ids if i != ids[2])
+        assert parts.client.authenticator.sign_ins == 2  # type: ignore[attr-defined]
+        calls_made = {k: sum(v.values()) for k, v in parts.client.log.by_endpoint().items()}
+        # The creation refused once (401) and made again; the upload went once, from the file.
+        assert calls_made["salesforce POST jobs/ingest"] == 2
+        assert calls_made["salesforce PUT jobs/ingest/{id}/batches"] == 1
+        assert not any("composite" in k for k in calls_made)
+    finally:
+        sandbox.stop()

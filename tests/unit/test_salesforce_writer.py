@@ -27,14 +27,7 @@ class FakeBulkObject:
     def __init__(self, org: FakeOrg, sobject: str) -> None:
         self.org, self.sobject = org, sobject
 
-    def update(
-        self, records: list[dict[str, Any]] | None = None, wait: float = 5, csv_file: str | None = None
-    ) -> list[dict[str, Any]]:
-        if csv_file is not None:  # simple-salesforce reads the file itself
-            with open(csv_file, encoding="utf-8", newline="") as f:
-                records = list(csv.DictReader(f))
-            self.org.live_at_upload.append(live_updates())
-        assert records is not None
+    def update(self, records: list[dict[str, Any]], wait: float) -> list[dict[str, Any]]:
         self.org.bulk_rows.append((self.sobject, records))
         failed = [r for r in records if r["Id"] in self.org.refuse]
         return [
@@ -64,6 +57,26 @@ def live_updates() -> int:
     return sum(1 for o in gc.get_objects() if type(o) is PropertyUpdate)
 
 
+class FakeSession:
+    """The upload of a streamed Bulk 2.0 CSV: the body must be a file, not text built in memory."""
+
+    def __init__(self, org: FakeOrg) -> None:
+        self.org = org
+
+    def request(self, method: str, url: str, headers: dict[str, str], data: Any) -> Any:
+        assert (method, url) == ("PUT", self.org.bulk2_url + "ingest/750000000000001AAA/batches")
+        assert headers["Content-Type"] == "text/csv" and hasattr(data, "read")
+        self.org.live_at_upload.append(live_updates())
+        rows = list(csv.DictReader(io.StringIO(data.read().decode("utf-8"))))
+        sobject = self.org.jobs[-1]["object"]
+        self.org.bulk_rows.append((sobject, rows))
+        return Created()
+
+
+class Created:
+    status_code = 201
+
+
 class FakeBulk2:
     def __init__(self, org: FakeOrg) -> None:
         self.org = org
@@ -78,9 +91,23 @@ class FakeOrg:
         self.collection_bodies: list[dict[str, Any]] = []
         self.bulk_rows: list[tuple[str, list[dict[str, Any]]]] = []
         self.live_at_upload: list[int] = []
+        self.jobs: list[Any] = []
+        self.session = FakeSession(self)
+        self.headers = {"Authorization": "Bearer s"}
+        self.bulk2_url = "https://org.example/services/data/v59.0/jobs/"
         self.bulk2 = FakeBulk2(self)
 
     def restful(self, path: str, method: str = "GET", json: Any = None) -> Any:
+        if path.startswith("jobs/ingest"):  # a Bulk 2.0 job's lifecycle, the CSV streamed (FakeSession)
+            if method == "POST":
+                self.jobs.append(json)
+                return {"id": "750000000000001AAA", "state": "Open"}
+            if method == "PATCH":
+                self.jobs.append(json)
+                return None
+            _sobject, rows = self.bulk_rows[-1]
+            failed = sum(1 for r in rows if r["Id"] in self.refuse)
+            return {"state": "JobComplete", "numberRecordsProcessed": len(rows), "numberRecordsFailed": failed}
         assert (path, method) == ("composite/sobjects", "PATCH")
         self.collection_bodies.append(json)
         return [
@@ -339,6 +366,7 @@ def test_the_spool_keeps_past_the_threshold_on_disk_and_sends_the_same_calls_as_
     assert org.live_at_upload and org.live_at_upload[0] - baseline <= 31
     [(sobject, rows)] = org.bulk_rows
     assert sobject == "Lead" and len(rows) == 3_000 and out.bulk_jobs == 1
+    assert [job.get("object") or job.get("state") for job in org.jobs] == ["Lead", "UploadComplete"]
     assert rows[9] == {"Id": lead(9), "Closedloop_Touch_Count__c": "9.0", "Closedloop_Journey__c": "#N/A"}
     assert max(len(updates) for updates, _ in outcomes) <= 1_000  # outcomes read back a chunk at a time
     failed = [f for _, r in outcomes for f in r.failed]

@@ -29,6 +29,7 @@ from typing import Any
 
 from closedloop.config.models import SalesforceConfig
 from closedloop.connectors.base import ObjectType, PropertySpec, PropertyUpdate, RecordFailure, WriteResult
+from closedloop.connectors.salesforce.bulk_upload import update_from_file
 from closedloop.connectors.salesforce.client import SalesforceClient
 from closedloop.connectors.salesforce.errors import describe as describe_error
 from closedloop.connectors.salesforce.fields import SOBJECTS_OF, FieldNames, sobject_of
@@ -142,18 +143,17 @@ class SalesforceWriter:
     def write_spill(self, sobject: str, spill: Spill) -> Outcomes:
         """One Bulk 2.0 job from a spilled object's file; outcomes a chunk of records at a time.
 
-        The CSV is written to a file beside the spill and uploaded from it, so neither the rows
-        nor the CSV text of a 100,000-record job is ever built in memory here.
+        The CSV is written to a file beside the spill and streamed from it (bulk_upload.py), so
+        neither the rows nor the CSV text of a 100,000-record job is ever held in memory.
         """
         csv_path = self._bulk_csv(spill)
         refused: str | None = None
         failed: dict[str, str] = {}
         try:
-            jobs = self.client.call(
-                f"Bulk 2.0 update {sobject}",
-                lambda sf: getattr(sf.bulk2, sobject).update(csv_file=str(csv_path), wait=self.config.bulk_poll_s),
-            )
-            self.bulk_jobs += len(jobs)
+            jobs = [
+                update_from_file(self.client, sobject, csv_path, records=spill.count, poll_s=self.config.bulk_poll_s)
+            ]
+            self.bulk_jobs += 1
             failed = self._job_failures(sobject, jobs)
         except (AuthError, BudgetExhaustedError):
             raise
