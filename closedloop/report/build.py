@@ -16,22 +16,14 @@ from sqlmodel import Session, col
 
 from closedloop.attribution.roi import RoiReport, roi_report
 from closedloop.config.models import Config
-from closedloop.errors import UsageError
 from closedloop.files.spend import load_spend_files
-from closedloop.mapping.channels import ChannelMapper
 from closedloop.report.coverage import CoverageFigure, coverage_figures
 from closedloop.report.funnel import FunnelRow, funnel_rows, funnel_total, qualified_leads, sessions_by_channel
 from closedloop.report.landing_pages import LandingPageRow, top_landing_pages
 from closedloop.report.model_notes import model_note
 from closedloop.report.period import Period, report_currency
 from closedloop.report.roi_paid import paid_total, totals_dict
-from closedloop.report.roi_query import (
-    read_credits,
-    read_days_lead_to_won,
-    read_spend,
-    replace_file_spend,
-    spend_rates,
-)
+from closedloop.report.roi_query import read_roi_inputs
 from closedloop.report.trend import MonthRow, monthly_trend
 from closedloop.store import models as m
 from closedloop.store.engine import session_scope
@@ -133,13 +125,7 @@ def build_report(engine: Any, config: Config, *, model: str, period: Period, now
     notes: list[str] = [w for w in [credits_basis(engine, config).warning()] if w]  # first: it qualifies all
     files = load_spend_files(config.attribution.spend_files)
     with session_scope(engine) as session:
-        replace_file_spend(session, files, currency=config.attribution.currency or "")
-        spend, currencies = read_spend(
-            session, ChannelMapper.from_config(config.mapping), file_origins=[f.origin for f in files],
-            since=period.since, until=period.until, rates=spend_rates(config),
-        )
-        credits = read_credits(session, model, since=period.start, until=period.end)
-        days = read_days_lead_to_won(session, since=period.start, until=period.end)
+        found = read_roi_inputs(session, config, files, model, period)
         sessions = sessions_by_channel(session, config, period)
         qualified = qualified_leads(session, config, model, period)
         by_model = revenue_by_model(session, period)
@@ -148,10 +134,7 @@ def build_report(engine: Any, config: Config, *, model: str, period: Period, now
         coverage = coverage_figures(session, model, period)
         first, last = _data_span(session)
     currency = report_currency(config)
-    if len(currencies) > 1:
-        raise UsageError(
-            f"Spend is in several currencies ({', '.join(sorted(currencies))}); closedloop does not convert."
-        )
+    spend, credits, days = found.spend, found.credits, found.days
     by_channel = roi_report(spend, credits, days, group_by="channel")
     by_campaign = roi_report(spend, credits, days, group_by="campaign")
     rows = funnel_rows(by_channel, sessions, qualified)

@@ -32,6 +32,17 @@ _SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
+class RoiInputs:
+    """What ROI is computed from: cost per day and channel (in the reporting currency), credits
+    and lead-to-won days in the period, and how many spend-file rows were loaded for it."""
+
+    loaded: int
+    spend: list[SpendLine]
+    credits: list[CreditLine]
+    days: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
 class RoiResult:
     """One `closedloop roi`: the report, its currency, spend rows loaded from files, and the
     models that do have credits when the chosen one has none (empty otherwise)."""
@@ -60,27 +71,33 @@ def compute_roi(
     period = Period(since, until, cfg.timezone)
     engine = open_store(cfg.store.url)
     with session_scope(engine) as session:
-        loaded = replace_file_spend(session, files, currency=cfg.attribution.currency or "")
-        spend, currencies = read_spend(
-            session,
-            ChannelMapper.from_config(cfg.mapping),
-            file_origins=[f.origin for f in files],
-            since=since,
-            until=until,
-            rates=spend_rates(cfg),
-        )
-        credits = read_credits(session, model, since=period.start, until=period.end)
-        models = credited_models(session) if not credits else []
-        days = read_days_lead_to_won(session, since=period.start, until=period.end)
+        found = read_roi_inputs(session, cfg, files, model, period)
+        models = credited_models(session) if not found.credits else []
         coverage = coverage_figures(session, model, period)
-    if len(currencies) > 1:
-        raise UsageError(
-            f"Spend is in several currencies ({', '.join(sorted(currencies))}); closedloop does not convert. "
-            "Set attribution.currency to GA4's currency or convert the spend files."
-        )
-    report = roi_report(spend, credits, days, group_by=by)
-    currency = next(iter(currencies), "") or report_currency(cfg)
-    return RoiResult(report, currency, loaded, models, bool(credits), coverage)
+    report = roi_report(found.spend, found.credits, found.days, group_by=by)
+    return RoiResult(report, report_currency(cfg), found.loaded, models, bool(found.credits), coverage)
+
+
+def read_roi_inputs(
+    session: Session, cfg: Config, files: Sequence[SpendFile], model: str, period: Period
+) -> RoiInputs:
+    """The spend files loaded into the store, then spend, credits and lead-to-won days of the
+    period read back: what `closedloop roi` and `closedloop report` both cost results with.
+
+    Every cost is converted into the reporting currency (``spend_rates``), so there is one.
+    """
+    loaded = replace_file_spend(session, files, currency=cfg.attribution.currency or "")
+    spend, _currencies = read_spend(
+        session,
+        ChannelMapper.from_config(cfg.mapping),
+        file_origins=[f.origin for f in files],
+        since=period.since,
+        until=period.until,
+        rates=spend_rates(cfg),
+    )
+    credits = read_credits(session, model, since=period.start, until=period.end)
+    days = read_days_lead_to_won(session, since=period.start, until=period.end)
+    return RoiInputs(loaded, spend, credits, days)
 
 
 def replace_file_spend(session: Session, files: Sequence[SpendFile], *, currency: str) -> int:
