@@ -6,11 +6,14 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from closedloop.cli.console import DEFAULT_CONFIG, ConfigOption, console, err, load, now
+
+if TYPE_CHECKING:
+    from closedloop.config.models import Config
 
 app = typer.Typer()
 
@@ -46,6 +49,15 @@ def check_period(since: date | None, until: date | None) -> None:
         raise typer.BadParameter(f"--until {until} is before --since {since}", param_hint="--until")
 
 
+def chosen_model(cfg: Config, model: str | None) -> str:
+    """``--model``, else the primary model; one the config does not define is a usage error."""
+    chosen = model or cfg.attribution.primary_model
+    valid = cfg.attribution.model_names()
+    if chosen not in valid:
+        raise typer.BadParameter(f"unknown model {chosen!r}; valid: {', '.join(valid)}", param_hint="--model")
+    return chosen
+
+
 @app.command()
 def report(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -70,16 +82,11 @@ def report(
         trend_table,
     )
     from closedloop.store.engine import open_store
-    from closedloop.store.rebuilt import credits_basis
 
     since_day, until_day = parse_day(since, "--since"), parse_day(until, "--until")
     check_period(since_day, until_day)
     cfg = load(config)
-    chosen = model or cfg.attribution.primary_model
-    if chosen not in cfg.attribution.model_names():
-        raise typer.BadParameter(
-            f"unknown model {chosen!r}; valid: {', '.join(cfg.attribution.model_names())}", param_hint="--model"
-        )
+    chosen = chosen_model(cfg, model)
     data = build_report(
         open_store(cfg.store.url), cfg, model=chosen, period=Period(since_day, until_day, cfg.timezone), now=now()
     )
@@ -89,7 +96,7 @@ def report(
         html.write_text(render_html(data), encoding="utf-8")
         err.print(f"Wrote {html}")
     if as_json:
-        basis = credits_basis(open_store(cfg.store.url), cfg).as_dict()  # the warning itself is in notes
+        basis = data.basis.as_dict()  # the warning itself is in notes
         sys.stdout.write(json.dumps({**data.as_dict(), "credits_config": basis}, indent=2) + "\n")
         return
     console.print(f"Period {data.period_label}; money in {data.currency}; counts credited under {chosen}.")

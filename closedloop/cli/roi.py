@@ -42,30 +42,23 @@ def roi(
     ] = None,
 ) -> None:
     """Cost per lead, per opportunity, CAC, ROAS, ROI and funnel rates per channel or campaign."""
-    from closedloop.cli.report import check_period, parse_day
+    from closedloop.cli.report import check_period, chosen_model, parse_day
     from closedloop.files.spend import load_spend_files
     from closedloop.report.roi_paid import totals_dict
     from closedloop.report.roi_query import compute_roi
     from closedloop.report.roi_table import roi_table
     from closedloop.report.terminal import coverage_table
-    from closedloop.store.engine import open_store
-    from closedloop.store.rebuilt import credits_basis
 
     if by not in ("channel", "campaign"):
         raise typer.BadParameter("use 'channel' or 'campaign'", param_hint="--by")
     since_day, until_day = parse_day(since, "--since"), parse_day(until, "--until")
     check_period(since_day, until_day)
     cfg = load(config)
-    chosen = model or cfg.attribution.primary_model
-    if chosen not in cfg.attribution.model_names():
-        raise typer.BadParameter(
-            f"unknown model {chosen!r}; valid: {', '.join(cfg.attribution.model_names())}",
-            param_hint="--model",
-        )
+    chosen = chosen_model(cfg, model)
     files = load_spend_files(cfg.attribution.spend_files)
     found = compute_roi(cfg, files, chosen, "campaign" if by == "campaign" else "channel", since_day, until_day)
     result = found.report
-    basis = credits_basis(open_store(cfg.store.url), cfg)  # credits from this YAML, or say so
+    basis = found.basis  # credits from this YAML, or say so
     if basis.warning():
         err.print(f"[yellow]warning:[/] {escape(basis.warning() or '')}")
     if not found.has_credits and found.models_with_credits:

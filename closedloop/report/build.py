@@ -27,7 +27,7 @@ from closedloop.report.roi_query import read_roi_inputs
 from closedloop.report.trend import MonthRow, monthly_trend
 from closedloop.store import models as m
 from closedloop.store.engine import session_scope
-from closedloop.store.rebuilt import credits_basis
+from closedloop.store.rebuilt import CreditsBasis, credits_basis
 
 
 @dataclass(slots=True)
@@ -48,6 +48,7 @@ class ReportData:
     trend: list[MonthRow]
     landing_pages: list[LandingPageRow]
     coverage: list[CoverageFigure]
+    basis: CreditsBasis  # which config the credits were rebuilt with (its warning is the first note)
     notes: list[str] = field(default_factory=list)  # what the reader must know (spend not loaded...)
 
     @property
@@ -122,7 +123,8 @@ def _data_span(session: Session) -> tuple[datetime | None, datetime | None]:
 
 def build_report(engine: Any, config: Config, *, model: str, period: Period, now: datetime) -> ReportData:
     """Read the store (and load the configured spend files, as ``roi`` does) into one ``ReportData``."""
-    notes: list[str] = [w for w in [credits_basis(engine, config).warning()] if w]  # first: it qualifies all
+    basis = credits_basis(engine, config)
+    notes: list[str] = [w for w in [basis.warning()] if w]  # first: it qualifies all
     files = load_spend_files(config.attribution.spend_files)
     with session_scope(engine) as session:
         found = read_roi_inputs(session, config, files, model, period)
@@ -168,5 +170,6 @@ def build_report(engine: Any, config: Config, *, model: str, period: Period, now
         trend=trend,
         landing_pages=pages,
         coverage=coverage,
+        basis=basis,
         notes=notes,
     )

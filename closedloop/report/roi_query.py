@@ -26,6 +26,7 @@ from closedloop.report.period import Period, report_currency
 from closedloop.store import models as m
 from closedloop.store.engine import open_store, session_scope
 from closedloop.store.models import table
+from closedloop.store.rebuilt import CreditsBasis, credits_basis
 from closedloop.store.upsert import upsert
 
 _SECONDS_PER_DAY = 86_400.0
@@ -52,6 +53,7 @@ class RoiResult:
     loaded: int
     models_with_credits: list[str]
     has_credits: bool
+    basis: CreditsBasis  # which config the credits were rebuilt with
     coverage: list[CoverageFigure] = field(default_factory=list)
 
 
@@ -70,12 +72,13 @@ def compute_roi(
     """
     period = Period(since, until, cfg.timezone)
     engine = open_store(cfg.store.url)
+    basis = credits_basis(engine, cfg)
     with session_scope(engine) as session:
         found = read_roi_inputs(session, cfg, files, model, period)
         models = credited_models(session) if not found.credits else []
         coverage = coverage_figures(session, model, period)
     report = roi_report(found.spend, found.credits, found.days, group_by=by)
-    return RoiResult(report, report_currency(cfg), found.loaded, models, bool(found.credits), coverage)
+    return RoiResult(report, report_currency(cfg), found.loaded, models, bool(found.credits), basis, coverage)
 
 
 def read_roi_inputs(
