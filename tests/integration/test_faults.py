@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, MetaData, select
 
 from closedloop.config.models import Config, WritebackConfig
+from closedloop.connectors.hubspot.source import STREAMS as HUBSPOT_STREAMS
 from closedloop.errors import ClosedloopAPIError
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.faults import (
@@ -136,8 +137,17 @@ def store_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         for name in COMPARED_TABLES:
             tbl = meta.tables[name]
             cols = [c for c in tbl.columns if c.name not in VOLATILE.get(name, set())]
-            out[name] = sorted((tuple(row) for row in conn.execute(select(*cols))), key=repr)
+            rows = (tuple(_without_crm_values(value) for value in row) for row in conn.execute(select(*cols)))
+            out[name] = sorted(rows, key=repr)
     return out
+
+
+def _without_crm_values(value: Any) -> Any:
+    """A record's ``crm_values`` say what the CRM held when it was pulled: closedloop's own
+    properties, which a retried or re-run write-back sets earlier or later, like ``written_at``."""
+    if isinstance(value, dict) and "crm_values" in value:
+        return {k: v for k, v in value.items() if k != "crm_values"}
+    return value
 
 
 def crm_snapshot(sandbox: RunningSandbox) -> dict[tuple[str, str], dict[str, str | None]]:
@@ -322,7 +332,7 @@ def test_a_token_rotated_mid_run_is_refreshed_once_and_the_run_completes(
     assert isinstance(revocation, TokenRevocation)
     # HubSpot's streams pull side by side: each call in flight at the rotation may see one 401,
     # refreshes once and succeeds; none fails (a second 401 would fail its stream and the run).
-    assert 1 <= revocation.refused <= 3
+    assert 1 <= revocation.refused <= len(HUBSPOT_STREAMS)
     assert all(report.status == "ok" for report in outcome.reports)
     assert_same_as_clean(outcome, clean)
 

@@ -33,6 +33,8 @@ ASSOCIATION_BATCH = 1000
 LISTING_AFTER = "listing_after"  # in the deals cursor while the first full listing is under way
 CLOCK_MARGIN_MS = 5 * 60 * 1000
 DELETIONS_STREAM = "hubspot.deletions"
+# Pulled side by side, each from its own cursor.
+STREAMS = ("hubspot.pipelines", "hubspot.contacts", "hubspot.deals", DELETIONS_STREAM)
 LISTING_PAGE = 100  # the list endpoint's largest page without history
 
 
@@ -60,7 +62,7 @@ class HubSpotSource:
         self.warn = client.caller.log.warn
 
     def streams(self) -> Sequence[str]:
-        return ("hubspot.pipelines", "hubspot.contacts", "hubspot.deals", DELETIONS_STREAM)
+        return STREAMS
 
     def pull(self, stream: str, cursor: dict[str, Any] | None, *, now: datetime) -> Iterator[Batch]:
         if stream == "hubspot.pipelines":
