@@ -104,10 +104,7 @@ def revenue_by_model(session: Session, period: Period) -> dict[str, dict[str, fl
         .where(col(m.Conversion.kind) == "deal_won")
         .group_by(col(m.Credit.channel), col(m.Credit.model))
     )
-    if period.start is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) >= period.start)
-    if period.end is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) < period.end)
+    stmt = period.where(stmt, col(m.Conversion.occurred_at))
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for channel, model, revenue in session.execute(stmt):
         out[channel][model] = float(revenue or 0.0)

@@ -44,31 +44,25 @@ class CoverageFigure:
                 "share": self.share, "money": self.money, "note": self.note}
 
 
-def _in_period(stmt: Any, period: Period) -> Any:
-    if period.start is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) >= period.start)
-    if period.end is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) < period.end)
-    return stmt
-
 
 def coverage_figures(session: Session, model: str, period: Period) -> list[CoverageFigure]:
     """Web-journey shares of won revenue, won deals and new contacts; offline-credited revenue."""
-    conversions = _in_period(
+    at = col(m.Conversion.occurred_at)
+    conversions = period.where(
         select(col(m.Conversion.id), col(m.Conversion.kind), col(m.Conversion.value)).where(
             col(m.Conversion.kind).in_(("contact_created", "deal_won"))
         ),
-        period,
+        at,
     )
     web_ids = set(
         session.execute(
-            _in_period(
+            period.where(
                 select(col(m.Credit.conversion_id))
                 .distinct()
                 .join(m.Touchpoint, col(m.Touchpoint.id) == col(m.Credit.touchpoint_id))
                 .join(m.Conversion, col(m.Conversion.id) == col(m.Credit.conversion_id))
                 .where(col(m.Touchpoint.is_offline).is_(False)),
-                period,
+                at,
             )
         ).scalars()
     )
@@ -84,13 +78,13 @@ def coverage_figures(session: Session, model: str, period: Period) -> list[Cover
         else:
             contacts += 1
             contacts_web += web
-    credited = _in_period(
+    credited = period.where(
         select(col(m.Touchpoint.is_offline), func.sum(col(m.Credit.revenue)))
         .join(m.Touchpoint, col(m.Touchpoint.id) == col(m.Credit.touchpoint_id))
         .join(m.Conversion, col(m.Conversion.id) == col(m.Credit.conversion_id))
         .where(col(m.Credit.model) == model, col(m.Conversion.kind) == "deal_won")
         .group_by(col(m.Touchpoint.is_offline)),
-        period,
+        at,
     )
     by_kind = {bool(offline): float(total or 0.0) for offline, total in session.execute(credited)}
     return [

@@ -103,7 +103,7 @@ def qualified_leads(session: Session, config: Config, model: str, period: Period
         .where(col(m.Credit.model) == model, col(m.Conversion.kind) == "contact_created")
         .group_by(col(m.Conversion.contact_id), col(m.Credit.channel))
     )
-    stmt = _in_period(stmt, period)
+    stmt = period.where(stmt, col(m.Conversion.occurred_at))
     out: dict[str, dict[str, float]] = {"mql": defaultdict(float), "sql": defaultdict(float)}
     for contact_id, channel, weight in session.execute(stmt):
         rank = reached.get(contact_id or "", -1)
@@ -112,13 +112,6 @@ def qualified_leads(session: Session, config: Config, model: str, period: Period
                 out[milestone][channel] += float(weight or 0.0)
     return {k: dict(v) for k, v in out.items()}
 
-
-def _in_period(stmt: Any, period: Period) -> Any:
-    if period.start is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) >= period.start)
-    if period.end is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) < period.end)
-    return stmt
 
 
 def funnel_rows(

@@ -52,10 +52,7 @@ def top_landing_pages(session: Session, model: str, period: Period, *, limit: in
                col(m.Conversion.kind).in_(("contact_created", "deal_won")))
         .group_by(col(m.Touchpoint.landing_page), col(m.Conversion.kind))
     )
-    if period.start is not None:
-        credited = credited.where(col(m.Conversion.occurred_at) >= period.start)
-    if period.end is not None:
-        credited = credited.where(col(m.Conversion.occurred_at) < period.end)
+    credited = period.where(credited, col(m.Conversion.occurred_at))
     for page, kind, weight, revenue in session.execute(credited):
         row = pages.setdefault(page, LandingPageRow(page))
         if kind == "contact_created":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from closedloop.config.models import Config
@@ -42,6 +43,14 @@ class Period:
         if self.until is None:
             return None
         return datetime.combine(self.until + timedelta(days=1), time(), ZoneInfo(self.timezone))
+
+    def where(self, stmt: Any, moment: Any) -> Any:
+        """``stmt`` kept to rows whose ``moment`` column is in the period: the SQL form of ``contains``."""
+        if self.start is not None:
+            stmt = stmt.where(moment >= self.start)
+        if self.end is not None:
+            stmt = stmt.where(moment < self.end)
+        return stmt
 
     def contains(self, moment: datetime) -> bool:
         start, end = self.start, self.end

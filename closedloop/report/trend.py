@@ -40,10 +40,7 @@ def monthly_trend(session: Session, period: Period) -> list[MonthRow]:
     stmt = select(col(m.Conversion.kind), col(m.Conversion.occurred_at), col(m.Conversion.value)).where(
         col(m.Conversion.kind).in_(("contact_created", "deal_won"))
     )
-    if period.start is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) >= period.start)
-    if period.end is not None:
-        stmt = stmt.where(col(m.Conversion.occurred_at) < period.end)
+    stmt = period.where(stmt, col(m.Conversion.occurred_at))
     months: dict[str, MonthRow] = {}
     for kind, at, value in session.execute(stmt):
         key = at.astimezone(tz).strftime("%Y-%m")
