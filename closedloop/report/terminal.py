@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -105,11 +105,6 @@ def writeback_table(writeback: Mapping[str, Any] | None) -> FitTable:
     if writeback.get("properties_created"):
         table.footer.append(["properties created", f"{len(writeback['properties_created'])}"])
     return table
-
-
-def print_summary(console: Console, summary: ChannelSummary, *, currency: str = "") -> None:
-    console.print(channel_table(summary, currency=currency))
-    console.print(revenue_chart(summary, currency=currency))
 
 
 def funnel_table(data: ReportData) -> FitTable:
