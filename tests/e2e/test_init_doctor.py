@@ -31,14 +31,22 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 
 def test_init_writes_a_config_that_validates_and_the_hash_key(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
     done = cli("init", "--yes", "--ga4-property", "987654", "--store", "sqlite:///x.db", "-o", "cfg/c.yaml",
-               cwd=tmp_path)
+               "--secrets-dir", str(secrets), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     config_file = tmp_path / "cfg" / "c.yaml"
     key = tmp_path / "cfg" / "closedloop.hash_key"
     assert len(key.read_text().strip()) >= 32 and (key.stat().st_mode & 0o077) == 0
     text = config_file.read_text()
     assert text.count("\n#") >= 5  # commented
+    # init names the files still to provide; until they exist the config is refused, naming them.
+    service_account = secrets / "ga4-service-account.json"
+    assert str(service_account) in done.stdout
+    missing = cli("config", "validate", "--config", str(config_file), cwd=tmp_path, env={"HUBSPOT_TOKEN": "t"})
+    assert missing.returncode == 3 and "ga4.credentials_file" in missing.stderr and "not found" in missing.stderr
+    secrets.mkdir()
+    service_account.write_text("{}")
     valid = cli("config", "validate", "--config", str(config_file), cwd=tmp_path, env={"HUBSPOT_TOKEN": "t"})
     assert valid.returncode == 0, valid.stderr
     config = load_config(config_file, environ={"HUBSPOT_TOKEN": "t"})
