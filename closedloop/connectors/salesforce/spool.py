@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 # One call's outcome, a chunk of its records at a time (a Bulk job's may be 100,000 records).
 Outcomes = Iterator[tuple[list[PropertyUpdate], WriteResult]]
 SpooledCall = Callable[[], Outcomes]
-READ_BACK = 1000  # records per outcome chunk read back from a spilled file
+# Records per outcome chunk read back from a spilled file: a collections call's worth, so the
+# write-back records a Bulk job's outcome in transactions no larger than for other calls
+# (ten chunks each: 1,000-record chunks made 66,000-row upserts, three jobs at once).
+READ_BACK = 200
 
 
 class Spill:
