@@ -54,6 +54,8 @@ def split_values(value: str | None) -> tuple[str, ...]:
 
 
 NO_ID = "(no Id)"
+# A campaign member's touch key: the response and, later, its deletion must name the same touch.
+CAMPAIGN_MEMBER_KEY = "sf-campaign-member:{}"
 
 
 def record_id(row: Row) -> str:
@@ -180,21 +182,21 @@ def opportunity(row: Row) -> DealRecord:
 
 def stage_history(row: Row) -> DealStageEvent:
     """OpportunityHistory: the stage the deal was in from this row's CreatedDate."""
-    key = record_id(row)
-    deal = text(row, "OpportunityId", key)
-    stage = text(row, "StageName", key)
-    if deal is None or stage is None:
-        raise SkippableRecordError("OpportunityId or StageName is missing", record_key=key)
-    return DealStageEvent(deal_id=deal, stage=stage, entered_at=required_time(row, "CreatedDate", key))
+    return _stage_event(row, "StageName")
 
 
 def field_history(row: Row) -> DealStageEvent:
     """OpportunityFieldHistory of the StageName field: NewValue is the stage entered."""
+    return _stage_event(row, "NewValue")
+
+
+def _stage_event(row: Row, stage_field: str) -> DealStageEvent:
+    """A history row naming its deal and, in ``stage_field``, the stage entered at CreatedDate."""
     key = record_id(row)
     deal = text(row, "OpportunityId", key)
-    stage = text(row, "NewValue", key)
+    stage = text(row, stage_field, key)
     if deal is None or stage is None:
-        raise SkippableRecordError("OpportunityId or NewValue is missing", record_key=key)
+        raise SkippableRecordError(f"OpportunityId or {stage_field} is missing", record_key=key)
     return DealStageEvent(deal_id=deal, stage=stage, entered_at=required_time(row, "CreatedDate", key))
 
 
@@ -229,7 +231,7 @@ def campaign_response(row: Row) -> OfflineTouchRecord | None:
     responded = optional_time(row, "FirstRespondedDate", key)
     at = created if responded is None or responded.date() == created.date() else responded
     return OfflineTouchRecord(
-        key=f"sf-campaign-member:{key}",
+        key=CAMPAIGN_MEMBER_KEY.format(key),
         contact_id=person_id,
         occurred_at=at,
         source=text(campaign, "Type", key) or "(campaign)",
@@ -248,5 +250,5 @@ def deletion(kind: str, row: Row) -> DeletedRecord:
             kind, key, at, deal_id=text(row, "OpportunityId", key), contact_id=text(row, "ContactId", key)
         )
     if kind == "offline_touch":
-        return DeletedRecord(kind, f"sf-campaign-member:{key}", at)
+        return DeletedRecord(kind, CAMPAIGN_MEMBER_KEY.format(key), at)
     return DeletedRecord(kind, key, at)
