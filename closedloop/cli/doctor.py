@@ -21,9 +21,9 @@ def doctor(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
 ) -> None:
-    """Check the config, its secrets, the HubSpot token's scopes, GA4 access and the client-id
-    dimension, the CRM properties and the store.  Exit 0 when nothing fails (a warning names
-    something the first run will do), 1 otherwise."""
+    """Check the config, its secrets, the HubSpot token's scopes and properties, GA4 access and
+    the client-id dimension, and the store (Salesforce fields: `closedloop crm check`).  Exit 0
+    when nothing fails (a warning names something the first run will do), 1 otherwise."""
     from rich.markup import escape
 
     from closedloop.sync.doctor import run_checks
@@ -36,8 +36,7 @@ def doctor(
         for check in checks:
             line = f"{_MARKS[check.status]}  {escape(check.name)}: {escape(check.message)}"
             fix = f"  [dim]-> {escape(check.fix)}[/]" if check.fix and check.status != "pass" else ""
-            console.print(line + fix,
-                          markup=True, highlight=False, soft_wrap=True)
+            console.print(line + fix, markup=True, highlight=False, soft_wrap=True)
         verdict = "[green]ready to run[/]" if not failed else f"[red]{len(failed)} check(s) failed[/]"
         console.print(verdict)
     if failed:

@@ -58,7 +58,7 @@ COMMANDS: dict[str, Entry] = {
     ),
     "report": Entry(
         "closedloop.cli.report",
-        "Show the channel table and revenue chart from what is in the store now.",
+        "The funnel, revenue under every model, ROI, trend, landing pages and coverage, from the store.",
     ),
     "runs": Entry(
         "closedloop.cli.report",
@@ -86,14 +86,13 @@ COMMANDS: dict[str, Entry] = {
     ),
     "doctor": Entry(
         "closedloop.cli.doctor",
-        "Check a config against the real services: secrets, scopes, GA4 access, CRM properties, store.",
+        "Check a config against the real services: secrets, HubSpot scopes and properties, GA4, store.",
     ),
     "serve": Entry(
         "closedloop.cli.serve",
         "Run the schedule from the config until SIGTERM; serves /healthz, /readyz and /metrics.",
     ),
 }
-
 
 
 def top_level_help() -> str:
