@@ -31,7 +31,13 @@ from closedloop.records import (
 )
 from closedloop.store import models as m
 from closedloop.store.models import table
-from closedloop.store.purge import purge_contacts, purge_deals, purge_missing_contacts, rowcount
+from closedloop.store.purge import (
+    purge_contacts,
+    purge_deal_contact_links,
+    purge_deals,
+    purge_missing_contacts,
+    purge_offline_touches,
+)
 from closedloop.store.redact import redact_payload, redact_reason
 from closedloop.store.upsert import shallow_dict, upsert
 
@@ -94,19 +100,12 @@ def store_deletions(session: Session, deleted: list[DeletedRecord]) -> Counter[s
     """
     removed = purge_contacts(session, [d.crm_id for d in deleted if d.kind == "contact"])
     removed += purge_deals(session, [d.crm_id for d in deleted if d.kind == "deal"])
-    for role in (d for d in deleted if d.kind == "deal_contact_role" and d.deal_id and d.contact_id):
-        removed["deal_contacts"] += rowcount(
-            session.execute(
-                delete(m.DealContact).where(
-                    m.DealContact.deal_id == role.deal_id,  # type: ignore[arg-type]
-                    m.DealContact.contact_id == role.contact_id,  # type: ignore[arg-type]
-                )
-            )
-        )
+    roles = [(d.deal_id, d.contact_id) for d in deleted if d.kind == "deal_contact_role" and d.deal_id and d.contact_id]
+    if roles:
+        removed["deal_contacts"] += purge_deal_contact_links(session, roles)
     touches = [d.crm_id for d in deleted if d.kind == "offline_touch"]
     if touches:
-        gone = session.execute(delete(m.OfflineTouch).where(m.OfflineTouch.key.in_(touches)))  # type: ignore[attr-defined]
-        removed["offline_touches"] += rowcount(gone)
+        removed["offline_touches"] += purge_offline_touches(session, touches)
     return removed
 
 

@@ -56,11 +56,7 @@ def purge_contacts(session: Session, contact_ids: Iterable[str]) -> Counter[str]
         )
         removed["deal_contacts"] += _delete(session, m.DealContact, col(m.DealContact.contact_id).in_(chunk))
         removed["offline_touches"] += _delete(session, m.OfflineTouch, col(m.OfflineTouch.contact_id).in_(chunk))
-        removed["writeback_state"] += _delete(
-            session,
-            m.WritebackState,
-            (col(m.WritebackState.object_type) == CONTACT_OBJECT) & col(m.WritebackState.object_id).in_(chunk),
-        )
+        removed["writeback_state"] += _delete(session, m.WritebackState, _written_to(CONTACT_OBJECT, chunk))
         removed["contacts"] += _delete(session, m.Contact, col(m.Contact.id).in_(chunk))
     removed["quarantine"] += _delete_quarantine(session, "contact", ids)
     return +removed
@@ -78,14 +74,21 @@ def purge_deals(session: Session, deal_ids: Iterable[str]) -> Counter[str]:
         removed["conversions"] += _delete(session, m.Conversion, col(m.Conversion.deal_id).in_(chunk))
         removed["deal_stage_events"] += _delete(session, m.DealStageEvent, col(m.DealStageEvent.deal_id).in_(chunk))
         removed["deal_contacts"] += _delete(session, m.DealContact, col(m.DealContact.deal_id).in_(chunk))
-        removed["writeback_state"] += _delete(
-            session,
-            m.WritebackState,
-            (col(m.WritebackState.object_type) == DEAL_OBJECT) & col(m.WritebackState.object_id).in_(chunk),
-        )
+        removed["writeback_state"] += _delete(session, m.WritebackState, _written_to(DEAL_OBJECT, chunk))
         removed["deals"] += _delete(session, m.Deal, col(m.Deal.id).in_(chunk))
     removed["quarantine"] += _delete_quarantine(session, "deal", ids)
     return +removed
+
+
+def purge_deal_contact_links(session: Session, pairs: Iterable[tuple[str, str]]) -> int:
+    """(deal, contact) links deleted in the CRM (a Salesforce role removed): the link alone goes."""
+    link = m.DealContact
+    return sum(_delete(session, link, (col(link.deal_id) == d) & (col(link.contact_id) == c)) for d, c in pairs)
+
+
+def purge_offline_touches(session: Session, keys: Iterable[str]) -> int:
+    """Offline touches deleted in the CRM (a campaign member removed), by touch key."""
+    return sum(_delete(session, m.OfflineTouch, col(m.OfflineTouch.key).in_(chunk)) for chunk in _chunks(set(keys)))
 
 
 def purge_missing_contacts(session: Session, live: LiveIdSet) -> Counter[str]:
@@ -171,13 +174,23 @@ def _delete_sessions_of(
     for chunk in _chunks(own):
         removed["web_sessions"] += _delete(session, m.WebSession, col(m.WebSession.client_id).in_(chunk))
     if click_ids:
-        # Sessions tied by a click id only: few, so they are read and checked one by one.
-        for key, client_id, clicks in session.exec(
-            select(col(m.WebSession.key), col(m.WebSession.client_id), col(m.WebSession.click_ids))
-        ).all():
-            if client_id not in shared and set((clicks or {}).values()) & click_ids:
-                removed["web_sessions"] += _delete(session, m.WebSession, col(m.WebSession.key) == key)
+        # Sessions tied by a click id only: click ids sit in a JSON column, so each session's are
+        # read and checked here, and the matching ones deleted by key, a chunk at a time.
+        tied = {
+            key
+            for key, client_id, clicks in session.exec(
+                select(col(m.WebSession.key), col(m.WebSession.client_id), col(m.WebSession.click_ids))
+            ).all()
+            if client_id not in shared and set((clicks or {}).values()) & click_ids
+        }
+        for chunk in _chunks(tied):
+            removed["web_sessions"] += _delete(session, m.WebSession, col(m.WebSession.key).in_(chunk))
     return removed
+
+
+def _written_to(object_type: str, ids: list[str]) -> ColumnElement[bool]:
+    """The write-back state rows of these objects of one type."""
+    return (col(m.WritebackState.object_type) == object_type) & col(m.WritebackState.object_id).in_(ids)
 
 
 def _delete_quarantine(session: Session, kind: str, ids: set[str]) -> int:
@@ -199,13 +212,9 @@ def _stream_of(kind: str) -> ColumnElement[bool]:
 
 
 def _delete(session: Session, model: type, where: ColumnElement[bool]) -> int:
+    """Rows deleted: a CursorResult's count (SQLModel types the result as a plain Result)."""
     target: Table = table(model)
     result = session.execute(delete(target).where(where))
-    return rowcount(result)
-
-
-def rowcount(result: object) -> int:
-    """Rows a DELETE removed (a CursorResult's count; SQLModel types it as a plain Result)."""
     return int(getattr(result, "rowcount", 0) or 0)
 
 
