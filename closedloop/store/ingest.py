@@ -202,19 +202,8 @@ def store_contact_roles(session: Session, roles: list[DealContactRole]) -> int:
 
 
 def store_offline_touches(session: Session, touches: list[OfflineTouchRecord]) -> int:
-    rows = [
-        {
-            "key": t.key,
-            "contact_id": t.contact_id,
-            "occurred_at": t.occurred_at,
-            "source": t.source,
-            "medium": t.medium,
-            "campaign": t.campaign,
-            "properties": t.properties,
-        }
-        for t in touches
-    ]
-    return upsert(session, table(m.OfflineTouch), rows, key=("key",))
+    # The record's fields are the table's columns (records.OfflineTouchRecord, models.OfflineTouch).
+    return upsert(session, table(m.OfflineTouch), [shallow_dict(t) for t in touches], key=("key",))
 
 
 def store_web_sessions(session: Session, sessions: list[WebSessionRecord]) -> int:
