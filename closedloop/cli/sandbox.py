@@ -18,7 +18,6 @@ def register(parent: typer.Typer) -> None:
     parent.add_typer(app, name="sandbox")
 
 
-
 @app.command("serve")
 def sandbox_serve(
     contacts: Annotated[int, typer.Option(min=10, help="Contacts in the synthetic company.")] = 2000,
@@ -40,6 +39,8 @@ def sandbox_serve(
     from closedloop.sandbox.generator import generate_company
     from closedloop.sandbox.launch import SANDBOX_TOKEN, start_sandbox
 
+    if crm not in ("hubspot", "salesforce"):
+        raise typer.BadParameter("--crm must be hubspot or salesforce")
     started = now()
     company = generate_company(contacts=contacts, seed=seed, now=started)
     stop = threading.Event()
@@ -54,7 +55,7 @@ def sandbox_serve(
             console.print(f"Config written to {config_out}. In another shell:")
             console.print(f"  closedloop run --config {config_out}")
             _wait(stop)
-    elif crm == "hubspot":
+    else:
         with start_sandbox(company, now=started, hubspot_port=hubspot_port, ga4_port=ga4_port) as sandbox:
             config_out.write_text(sandbox.config_yaml(store_url=store), encoding="utf-8")
             console.print(f"HubSpot emulator: {sandbox.hubspot.url}   (token: {SANDBOX_TOKEN})")
@@ -62,8 +63,6 @@ def sandbox_serve(
             console.print(f"Config written to {config_out}. In another shell:")
             console.print(f"  export CLOSEDLOOP_SANDBOX_TOKEN={SANDBOX_TOKEN}; closedloop run --config {config_out}")
             _wait(stop)
-    else:
-        raise typer.BadParameter("--crm must be hubspot or salesforce")
     console.print("Sandbox stopped.")
 
 
