@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, select
+from run_snapshots import COMPARED_TABLES, crm_snapshot, store_snapshot
 
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.faults import Exchange, FaultPlan, kill_process
@@ -32,13 +32,7 @@ from closedloop.store.engine import open_store
 REPO = Path(__file__).resolve().parents[2]
 # The CLI reads the real clock, so the company and GA4's "today" are built around the present.
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
-PREFIX = "closedloop_"
 BATCH_UPDATE = "POST */batch/update"
-VOLATILE = {"contacts": {"updated_at"}, "deals": {"updated_at"}, "writeback_state": {"written_at"}}
-COMPARED_TABLES = (
-    "contacts", "contact_identities", "web_sessions", "deals", "deal_stage_events", "deal_contacts",
-    "pipeline_stages", "touchpoints", "conversions", "credits", "spend", "writeback_state",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,26 +88,6 @@ def cli_run(config: Path, started: list[subprocess.Popen[str]]) -> subprocess.Co
         proc.kill()
         out, err = proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def store_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    meta = MetaData()
-    meta.reflect(engine, only=COMPARED_TABLES)
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        for name in COMPARED_TABLES:
-            cols = [c for c in meta.tables[name].columns if c.name not in VOLATILE.get(name, set())]
-            out[name] = sorted((tuple(r) for r in conn.execute(select(*cols))), key=repr)
-    return out
-
-
-def crm_snapshot(sandbox: RunningSandbox) -> dict[tuple[str, str], dict[str, str | None]]:
-    state = sandbox.hubspot.state
-    objects = [("contacts", c.id) for c in sandbox.company.contacts] + [("deals", d.id) for d in sandbox.company.deals]
-    return {
-        (kind, oid): {k: v for k, v in state.get_properties(kind, oid).items() if k.startswith(PREFIX)}
-        for kind, oid in objects
-    }
 
 
 def applied_writes(exchanges: list[Exchange]) -> Counter[tuple[str, str, str, str]]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from run_snapshots import COMPARED_TABLES, crm_snapshot, store_snapshot
 from sqlalchemy import Engine, MetaData, select
 
 from closedloop.config.models import Config, WritebackConfig
@@ -48,13 +49,7 @@ from closedloop.sync.factory import build_connectors, default_limiters
 from closedloop.sync.pipeline import RunReport, run_once
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
-PREFIX = "closedloop_"
 # Columns that record when something was touched, not what it is.
-VOLATILE = {"contacts": {"updated_at"}, "deals": {"updated_at"}, "writeback_state": {"written_at"}}
-COMPARED_TABLES = (
-    "contacts", "contact_identities", "web_sessions", "deals", "deal_stage_events", "deal_contacts",
-    "pipeline_stages", "touchpoints", "conversions", "credits", "spend", "writeback_state",
-)
 
 CONTACT_SEARCH = "POST /crm/v3/objects/contacts/search"
 DEAL_SEARCH = "POST /crm/v3/objects/deals/search"
@@ -127,36 +122,6 @@ def small_pages(config: Config, **hubspot: Any) -> Config:
             "writeback": WritebackConfig(batch_size=40, max_attempts=2),
         }
     )
-
-
-def store_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    meta = MetaData()
-    meta.reflect(engine, only=COMPARED_TABLES)
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        for name in COMPARED_TABLES:
-            tbl = meta.tables[name]
-            cols = [c for c in tbl.columns if c.name not in VOLATILE.get(name, set())]
-            rows = (tuple(_without_crm_values(value) for value in row) for row in conn.execute(select(*cols)))
-            out[name] = sorted(rows, key=repr)
-    return out
-
-
-def _without_crm_values(value: Any) -> Any:
-    """A record's ``crm_values`` say what the CRM held when it was pulled: closedloop's own
-    properties, which a retried or re-run write-back sets earlier or later, like ``written_at``."""
-    if isinstance(value, dict) and "crm_values" in value:
-        return {k: v for k, v in value.items() if k != "crm_values"}
-    return value
-
-
-def crm_snapshot(sandbox: RunningSandbox) -> dict[tuple[str, str], dict[str, str | None]]:
-    state = sandbox.hubspot.state
-    objects = [("contacts", c.id) for c in sandbox.company.contacts] + [("deals", d.id) for d in sandbox.company.deals]
-    return {
-        (kind, oid): {k: v for k, v in state.get_properties(kind, oid).items() if k.startswith(PREFIX)}
-        for kind, oid in objects
-    }
 
 
 def run(sandbox: RunningSandbox, config: Config, engine: Engine, sleeps: SleepLog) -> RunReport:
