@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -144,29 +144,23 @@ class HubSpotSource:
             newest = newest_modified_ms(self.client, "deals", modified_property="hs_lastmodifieddate")
             state["since_ms"] = None if newest is None else newest - CLOCK_MARGIN_MS
             state["ids_at_since"] = []
-        after: str | None = state.get(LISTING_AFTER) or None
         gathered: list[Any] = []
-        while True:
-            page = self.client.call_json(
-                "GET /crm/v3/objects/deals",
-                self.client.deals_basic.get_page_with_http_info,
-                limit=HISTORY_BATCH,
-                after=after,
-                properties=[*DEAL_PROPERTIES, *self.writeback_properties.get("deals", ())],
-                properties_with_history=["dealstage"],
-                archived="false",  # HubSpot's spelling: the SDK would send Python's "False"
-            )
+        for page, after in self._listing(
+            "GET /crm/v3/objects/deals",
+            self.client.deals_basic.get_page_with_http_info,
+            after=state.get(LISTING_AFTER) or None,
+            limit=HISTORY_BATCH,
+            properties=[*DEAL_PROPERTIES, *self.writeback_properties.get("deals", ())],
+            properties_with_history=["dealstage"],
+            archived="false",  # HubSpot's spelling: the SDK would send Python's "False"
+        ):
             gathered.extend(page.get("results") or [])
-            after = listing_next(page, sent=after, endpoint="GET /crm/v3/objects/deals")
             if after is None or len(gathered) + HISTORY_BATCH > ASSOCIATION_BATCH:
-                done = after is None
                 next_cursor = {k: v for k, v in state.items() if k != LISTING_AFTER}
-                if not done:
+                if after is not None:
                     next_cursor[LISTING_AFTER] = after
                 yield self._deal_batch(gathered, next_cursor, history_included=True)
                 gathered = []
-                if done:
-                    return
 
     def search_modified_deals(self, cursor: dict[str, Any] | None) -> Iterator[Batch]:
         """Deals with their stage history and contacts, one batch per ~1,000 deals.
@@ -241,17 +235,13 @@ class HubSpotSource:
             since = parse_time(state.get(object_type))
             floor = since - timedelta(milliseconds=CLOCK_MARGIN_MS) if since else None
             newest = since
-            after: str | None = None
-            endpoint = f"GET /crm/v3/objects/{object_type}?archived=true"
-            while True:
-                page = self.client.call_json(
-                    endpoint,
-                    api.get_page_with_http_info,
-                    limit=LISTING_PAGE,
-                    after=after,
-                    properties=["hs_object_id"],
-                    archived="true",
-                )
+            for page, _ in self._listing(
+                f"GET /crm/v3/objects/{object_type}?archived=true",
+                api.get_page_with_http_info,
+                limit=LISTING_PAGE,
+                properties=["hs_object_id"],
+                archived="true",
+            ):
                 for obj in page.get("results") or []:
                     if not isinstance(obj, dict) or not obj.get("id"):
                         continue
@@ -263,9 +253,6 @@ class HubSpotSource:
                         records.append(DeletedRecord(kind, str(obj["id"]), deleted_at=at))
                     if at is not None and (newest is None or at > newest):
                         newest = at
-                after = listing_next(page, sent=after, endpoint=endpoint)
-                if after is None:
-                    break
             state[object_type] = newest.isoformat() if newest else None
         return Batch(DELETIONS_STREAM, records, state)
 
@@ -281,23 +268,29 @@ class HubSpotSource:
         if now - last < self.reconcile_every:
             return batch
         ids: set[str] = set()
-        after: str | None = None
-        while True:
-            page = self.client.call_json(
-                "GET /crm/v3/objects/contacts",
-                self.client.contacts_basic.get_page_with_http_info,
-                limit=LISTING_PAGE,
-                after=after,
-                properties=["hs_object_id"],
-                archived="false",
-            )
+        for page, _ in self._listing(
+            "GET /crm/v3/objects/contacts",
+            self.client.contacts_basic.get_page_with_http_info,
+            limit=LISTING_PAGE,
+            properties=["hs_object_id"],
+            archived="false",
+        ):
             ids.update(str(o["id"]) for o in page.get("results") or [] if isinstance(o, dict) and o.get("id"))
-            after = listing_next(page, sent=after, endpoint="GET /crm/v3/objects/contacts")
-            if after is None:
-                break
         listed = LiveIdSet("contact", frozenset(ids), listed_at=now)
         cursor = {**batch.cursor, "reconciled_at": now.isoformat()}
         return replace(batch, records=[*batch.records, listed], cursor=cursor)
+
+    def _listing(
+        self, endpoint: str, fetch: Callable[..., Any], *, after: str | None = None, **params: Any
+    ) -> Iterator[tuple[dict[str, Any], str | None]]:
+        """The pages of a list endpoint from ``after``, each with the ``after`` of the next page
+        (None with the last), every cursor through ``listing_next``'s stalled-cursor guard."""
+        while True:
+            page = self.client.call_json(endpoint, fetch, after=after, **params)
+            after = listing_next(page, sent=after, endpoint=endpoint)
+            yield page, after
+            if after is None:
+                return
 
     def pull_deal_stage_history(
         self, deal_ids: list[str], pipelines: dict[str, str | None], quarantined: list[QuarantinedRecord]
