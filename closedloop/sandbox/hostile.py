@@ -71,10 +71,6 @@ def wrong_content_type(_request: Request, response: Response) -> Response:
     return replace(response, body=response.encode(), content_type="text/plain")
 
 
-def empty_body(_request: Request, response: Response) -> Response:
-    return _with_body(response, b"")
-
-
 def stalled_cursor(request: Request, response: Response) -> Response:
     """``paging.next.after`` equal to the ``after`` just sent (query or search body); on the
     first page, where nothing was sent, the cursor of the page itself is sent back next time."""
@@ -122,10 +118,6 @@ def null_record(results: list[Any]) -> None:
 
 def properties_as_list(results: list[Any]) -> None:
     _first(results, lambda obj: obj.__setitem__("properties", ["createdate", 1]))
-
-
-def id_as_object(results: list[Any]) -> None:
-    _first(results, lambda obj: obj.__setitem__("id", {"value": obj.get("id")}))
 
 
 def set_property(name: str, value: Any) -> Callable[[list[Any]], None]:

@@ -19,10 +19,10 @@ from closedloop.sandbox.salesforce.bulk2 import Bulk2
 from closedloop.sandbox.salesforce.collections import Collections
 from closedloop.sandbox.salesforce.errors import LIMIT_EXCEEDED, SESSION_EXPIRED, SalesforceError, error_response
 from closedloop.sandbox.salesforce.limits import Limits, versions
-from closedloop.sandbox.salesforce.oauth import LOGIN_AUDIENCES, SF_CONSUMER_KEY, OAuth
+from closedloop.sandbox.salesforce.oauth import LOGIN_AUDIENCES, OAuth
 from closedloop.sandbox.salesforce.query import Queries
 from closedloop.sandbox.salesforce.sobjects import SObjects
-from closedloop.sandbox.salesforce.state import PERMISSION_SET, SF_USERNAME, SalesforceState
+from closedloop.sandbox.salesforce.state import SalesforceState
 from closedloop.sandbox.salesforce.tls import TlsMaterial
 from closedloop.sandbox.salesforce.tooling import Tooling
 from closedloop.sandbox.server import Handler, Request, Response, Router, SandboxServer
@@ -94,12 +94,6 @@ class SalesforceSandbox:
             for host in LOGIN_AUDIENCES:
                 session.mount(host, _Redirect(host, self.url))
         return session
-
-    def connection_settings(self) -> dict[str, str]:
-        """What a closedloop config needs to reach this org (JWT bearer, the sandbox's CA trusted)."""
-        return {"login_url": self.url, "instance_url": self.url, "username": SF_USERNAME,
-                "consumer_key": SF_CONSUMER_KEY, "private_key_file": str(self.jwt_private_key_file),
-                "ca_file": str(self.ca_file), "permission_set": PERMISSION_SET, "api_version": "59.0"}
 
     def issue_session(self) -> str:
         """A valid session id for the "session id + instance URL" flow."""
