@@ -1,7 +1,8 @@
 """Conversions from CRM facts: a contact created, a deal created, a deal won (with revenue).
 
 Pure.  The won date is the first time the deal entered a stage the config maps to
-``closed_won`` (stage history), falling back to the CRM's close date.
+``closed_won`` (stage history), falling back to the CRM's close date; a lost deal's close is
+likewise its first entry into a ``closed_lost`` stage.
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ def won_date(deal: DealFacts, won_stage_entries: Iterable[datetime]) -> datetime
     if not deal.is_won:
         return None
     entries = sorted(won_stage_entries)
+    return entries[0] if entries else deal.closed_at
+
+
+def lost_date(deal: DealFacts, lost_stage_entries: Iterable[datetime]) -> datetime | None:
+    """When a closed, lost deal closed (where its non-converting path ends); None otherwise.
+
+    The stage history's entry is a moment in every CRM, the close date is not: Salesforce's
+    ``CloseDate`` is a day (read as its midnight), so cutting at it dropped the close day's touches
+    that HubSpot's ``closedate`` kept, and the same company fitted a different Markov model.
+    """
+    if deal.is_won or deal.closed_at is None:
+        return None
+    entries = sorted(lost_stage_entries)
     return entries[0] if entries else deal.closed_at
 
 

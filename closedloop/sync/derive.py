@@ -30,6 +30,7 @@ from closedloop.mapping.conversions import (
     DealFacts,
     contact_conversion,
     deal_conversions,
+    lost_date,
     won_date,
 )
 from closedloop.mapping.currency import Rates, deal_amount
@@ -444,6 +445,9 @@ def _load_deals(
             opportunity_at=reached.get("opportunity"),
         )
         won_at = won_date(facts, [reached["closed_won"]] if "closed_won" in reached else [])
+        if won_at is None:  # a lost deal closes when its stage history says, as a won one does
+            lost_at = lost_date(facts, [reached["closed_lost"]] if "closed_lost" in reached else [])
+            facts = replace(facts, closed_at=lost_at)
         day = (won_at or closed_at or created_at).date()
         value = deal_amount(amount, currency, amount_home, day, rates=rates, home_currency=home_currency)
         if won_at is not None:
