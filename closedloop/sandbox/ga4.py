@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from closedloop.sandbox.ga4_metadata import metadata_handler
 from closedloop.sandbox.ga4_report import (
     COST_METRICS,
     METRIC_TYPE_NUMBERS,
@@ -46,7 +47,6 @@ from closedloop.sandbox.ga4_report import (
     metric_text,
     parse_request,
 )
-from closedloop.sandbox.ga4_metadata import metadata_handler
 from closedloop.sandbox.ga4_state import GA4State
 from closedloop.sandbox.server import Request, Response, Router, SandboxServer
 
