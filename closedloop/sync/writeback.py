@@ -34,6 +34,7 @@ from closedloop.sync.writeback_state import (
     count_given_up,
     mark_in_flight,
     reconcile_in_flight,
+    record_outcome,
 )
 
 CHUNK = 2000
@@ -276,8 +277,9 @@ def run_writeback(
                         while split is None and len(queue) >= wb.batch_size:
                             send(queue[: wb.batch_size])
                             del queue[: wb.batch_size]
-            for call in spool.calls() if spool is not None else ():
-                sender.submit(partial(_send_spooled, call, outcomes))
+            record, recording = partial(record_outcome, engine, now=now, stats=stats), threading.Lock()
+            for call in spool.calls() if spool is not None else ():  # each records its own outcomes
+                sender.submit(partial(_send_spooled, call, record, recording))
             for batch in split(pending["contacts"] + pending["deals"]) if split and spool is None else pending.values():
                 if batch:
                     send(batch)
@@ -291,10 +293,28 @@ def run_writeback(
     return stats
 
 
-def _send_spooled(call: Callable[[], Iterator[tuple[list[PropertyUpdate], WriteResult]]], outcomes: OutcomeLog) -> None:
-    """A spooled call's outcomes, recorded a chunk at a time (a Bulk job's may be 100,000 records)."""
-    for updates, result in call():
-        outcomes.add(result, _changes_of(updates))
+def _send_spooled(
+    call: Callable[[], Iterator[tuple[list[PropertyUpdate], WriteResult]]],
+    record: Callable[[WriteResult, dict[tuple[ObjectType, str], list[PropertyChange]]], None],
+    lock: threading.Lock,
+    every: int = 10,
+) -> None:
+    """A spooled call's outcomes, recorded here ``every`` chunks a transaction (a Bulk job's may
+    be 100,000 records).  Not through the OutcomeLog's thread: a job's outcome is read back from
+    disk far faster than the store takes it while the rebuild writes credits, and queued there
+    whole it was 114 MB at full size; recording here makes the read-back wait for the store."""
+    result, changes, chunks = WriteResult(), {}, 0
+    for updates, chunk in call():
+        result.extend(chunk)
+        changes.update(_changes_of(updates))
+        chunks += 1
+        if chunks % every == 0:
+            with lock:
+                record(result, changes)
+            result, changes = WriteResult(), {}
+    if chunks % every:
+        with lock:
+            record(result, changes)
 
 
 def _changes_of(updates: Iterable[PropertyUpdate]) -> dict[tuple[ObjectType, str], list[PropertyChange]]:
