@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -87,14 +87,22 @@ def test_jwt_signed_by_another_key_is_refused(sandbox: SalesforceSandbox) -> Non
     assert sandbox.oauth.logins == 0
 
 
-@pytest.mark.parametrize(("claims", "error"), [
-    (_claims(exp=int((datetime.now(UTC) - timedelta(minutes=5)).timestamp())), "invalid_grant"),
-    (_claims(aud="https://evil.example.com"), "invalid_grant"),
-    (_claims(iss="someone-else"), "invalid_client_id"),
-    (_claims(sub="nobody@example.com"), "invalid_grant"),
+def _five_minutes_ago() -> int:
+    return int((datetime.now(UTC) - timedelta(minutes=5)).timestamp())
+
+
+# Claims are built when the test runs, not when it is collected: an "exp" fixed at collection
+# expires during a long suite, and every case would then be refused as expired.
+@pytest.mark.parametrize(("overrides", "error"), [
+    (lambda: {"exp": _five_minutes_ago()}, "invalid_grant"),
+    (lambda: {"aud": "https://evil.example.com"}, "invalid_grant"),
+    (lambda: {"iss": "someone-else"}, "invalid_client_id"),
+    (lambda: {"sub": "nobody@example.com"}, "invalid_grant"),
 ])
-def test_jwt_claims_are_checked(sandbox: SalesforceSandbox, claims: dict[str, object], error: str) -> None:
-    status, body = _token(sandbox, claims)
+def test_jwt_claims_are_checked(
+    sandbox: SalesforceSandbox, overrides: Callable[[], dict[str, object]], error: str
+) -> None:
+    status, body = _token(sandbox, _claims(**overrides()))
     assert status == 400 and body["error"] == error and body["error_description"]
 
 
