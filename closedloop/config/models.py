@@ -217,10 +217,11 @@ class PrivacyConfig(Strict):
         False, description="Keep refused records' raw values in the quarantine (emails included); off by default"
     )
     reconcile_hours: float | None = Field(
-        24,
+        0,
         ge=0,
-        description="How often a run lists every live CRM contact id to purge contacts deleted for good (GDPR); "
-        "0: every run; null: never (archived contacts are purged on every run regardless)",
+        description="How often a run lists every live CRM contact id to purge contacts deleted for good (GDPR): "
+        "0 (every run) purges them on the next run; a large portal may trade that for fewer calls (one per 100 "
+        "contacts), e.g. 24; null: never (archived contacts are purged on every run regardless)",
     )
     session_retention_days: int | None = Field(
         730, ge=1, description="Raw GA4 sessions older than this are deleted on each run; null keeps them"
