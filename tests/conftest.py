@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,17 +26,14 @@ def now() -> datetime:
     return FROZEN_NOW
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated store: a SQLite file, or a schema of its own in the test PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+@contextmanager
+def fresh_store_url(backend: str, where: Path, *, prefix: str = "cl_test") -> Iterator[str]:
+    """A SQLite file under ``where``, or a schema of its own in the test PostgreSQL, dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{where / 'store.db'}"
         return
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("CLOSEDLOOP_REQUIRE_POSTGRES=1 but CLOSEDLOOP_TEST_POSTGRES_URL is not set")
-        pytest.skip("set CLOSEDLOOP_TEST_POSTGRES_URL=postgresql://user@host/db to run the PostgreSQL store tests")
-    schema = f"cl_test_{uuid.uuid4().hex[:12]}"
+    assert POSTGRES_URL, "the PostgreSQL store needs CLOSEDLOOP_TEST_POSTGRES_URL"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -46,6 +44,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated store: a SQLite file, or a schema of its own in the test PostgreSQL."""
+    if request.param == "postgresql" and not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("CLOSEDLOOP_REQUIRE_POSTGRES=1 but CLOSEDLOOP_TEST_POSTGRES_URL is not set")
+        pytest.skip("set CLOSEDLOOP_TEST_POSTGRES_URL=postgresql://user@host/db to run the PostgreSQL store tests")
+    with fresh_store_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

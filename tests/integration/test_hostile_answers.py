@@ -11,14 +11,14 @@ whole corpus runs on SQLite and, when CLOSEDLOOP_TEST_POSTGRES_URL is set, on Po
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from conftest import fresh_store_url
+from sqlalchemy import select
 from test_faults import (
     BATCH_UPDATE,
     CONTACT_SEARCH,
@@ -72,43 +72,23 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _store_url(backend: str, where: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{where / 'store.db'}"
-        return
-    assert POSTGRES_URL
-    schema = f"cl_hostile_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def hostile_run(company: Company, backend: str, where: Path, *rules: Rule) -> Outcome:
-    for url in _store_url(backend, where):
-        with start_fault_sandbox(company) as sandbox:
-            plan = FaultPlan(list(rules)).install(sandbox.hubspot.server).install(sandbox.ga4.server)
-            key_file = str(where.parent / "hash_key")  # one key for every run: email hashes compare
-            config = small_pages(sandbox.config(store_url=url, privacy=PrivacyConfig(hash_key_file=key_file)))
-            engine = open_store(url)
-            try:
-                report = run(sandbox, config, engine, SleepLog())
-                with engine.connect() as conn:
-                    quarantine = [
-                        (q.stream, q.record_key, q.reason)
-                        for q in conn.execute(select(QuarantinedRow.stream, QuarantinedRow.record_key,  # type: ignore[call-overload]
-                                                     QuarantinedRow.reason))
-                    ]
-                return Outcome(report, store_snapshot(engine), crm_snapshot(sandbox), sorted(quarantine), plan)
-            finally:
-                engine.dispose()
-    raise AssertionError("unreachable")
+    with fresh_store_url(backend, where, prefix="cl_hostile") as url, start_fault_sandbox(company) as sandbox:
+        plan = FaultPlan(list(rules)).install(sandbox.hubspot.server).install(sandbox.ga4.server)
+        key_file = str(where.parent / "hash_key")  # one key for every run: email hashes compare
+        config = small_pages(sandbox.config(store_url=url, privacy=PrivacyConfig(hash_key_file=key_file)))
+        engine = open_store(url)
+        try:
+            report = run(sandbox, config, engine, SleepLog())
+            with engine.connect() as conn:
+                quarantine = [
+                    (q.stream, q.record_key, q.reason)
+                    for q in conn.execute(select(QuarantinedRow.stream, QuarantinedRow.record_key,  # type: ignore[call-overload]
+                                                 QuarantinedRow.reason))
+                ]
+            return Outcome(report, store_snapshot(engine), crm_snapshot(sandbox), sorted(quarantine), plan)
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="module")
