@@ -37,7 +37,7 @@ _TRANSPORT: tuple[type[BaseException], ...] = (
 )
 
 
-def translate_ga4_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError | None:
+def translate_ga4_error(exc: BaseException, endpoint: str, *, host: str | None = None) -> ClosedloopAPIError | None:
     if isinstance(exc, google.auth.exceptions.GoogleAuthError):
         # Credentials that cannot be refreshed (revoked key, anonymous after a 401).
         return AuthError(f"GA4 {endpoint}: credentials refused ({type(exc).__name__})", status=401, endpoint=endpoint)
@@ -54,5 +54,9 @@ def translate_ga4_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError
         return MalformedResponseError(f"GA4 {endpoint}: the answer is not JSON ({type(exc).__name__})",
                                       endpoint=endpoint)
     if isinstance(exc, _TRANSPORT):
-        return RetriableAPIError(f"GA4 {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
+        where = f"GA4 at {host}" if host else "GA4"
+        return RetriableAPIError(
+            f"{endpoint}: cannot reach {where} ({type(exc).__name__}); check ga4.base_url and the network",
+            endpoint=endpoint,
+        )
     return None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
@@ -72,7 +74,7 @@ class GA4Source:
         self.caller = Caller(
             "ga4",
             log,
-            translate_ga4_error,
+            partial(translate_ga4_error, host=urlsplit(config.base_url).netloc or config.base_url),
             max_retries=config.max_retries,
             limiter=limiter,
             sleep=sleep,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from hubspot import HubSpot
 
@@ -35,7 +37,7 @@ class HubSpotClient:
         self.caller = Caller(
             "hubspot",
             log,
-            translate_hubspot_error,
+            partial(translate_hubspot_error, host=urlsplit(self._base_url).netloc or self._base_url),
             max_retries=max_retries,
             limiter=limiter,
             refresh_credentials=self._refresh_token,

@@ -60,7 +60,9 @@ def _class_of(status: int) -> type[ClosedloopAPIError]:
     return RetriableAPIError if status >= 500 else FatalAPIError
 
 
-def translate_hubspot_error(exc: BaseException, endpoint: str) -> ClosedloopAPIError | None:
+def translate_hubspot_error(
+    exc: BaseException, endpoint: str, *, host: str | None = None
+) -> ClosedloopAPIError | None:
     status = getattr(exc, "status", None)
     if isinstance(status, int) and hasattr(exc, "body"):
         body = _body(exc)
@@ -82,5 +84,9 @@ def translate_hubspot_error(exc: BaseException, endpoint: str) -> ClosedloopAPIE
         return MalformedResponseError(f"HubSpot {endpoint}: the answer is not JSON ({type(exc).__name__})",
                                       endpoint=endpoint)
     if isinstance(exc, _TRANSPORT):
-        return RetriableAPIError(f"HubSpot {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
+        where = f"HubSpot at {host}" if host else "HubSpot"
+        return RetriableAPIError(
+            f"{endpoint}: cannot reach {where} ({type(exc).__name__}); check hubspot.base_url and the network",
+            endpoint=endpoint,
+        )
     return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError, SalesforceOperationError
@@ -86,7 +87,14 @@ def translate(exc: BaseException, endpoint: str) -> ClosedloopAPIError | None:
     if isinstance(exc, requests.exceptions.JSONDecodeError):
         return MalformedResponseError(f"Salesforce {endpoint}: answer is not JSON", endpoint=endpoint)
     if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
-        return RetriableAPIError(f"Salesforce {endpoint}: transport error {type(exc).__name__}", endpoint=endpoint)
+        url = getattr(getattr(exc, "request", None), "url", None)
+        host = urlsplit(url).netloc if isinstance(url, str) else ""
+        where = f"Salesforce at {host}" if host else "Salesforce"
+        return RetriableAPIError(
+            f"{endpoint}: cannot reach {where} ({type(exc).__name__}); "
+            "check salesforce.login_url (or instance_url) and the network",
+            endpoint=endpoint,
+        )
     return None
 
 
