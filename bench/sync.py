@@ -1,57 +1,72 @@
-"""Benchmark: one full sync against the sandbox at a realistic latency and HubSpot's burst limit.
+"""Benchmark: ``closedloop run`` against the sandbox at a realistic latency and HubSpot's burst limit.
 
-One command: ``/work/venv/bin/python bench/sync.py [--contacts 100000 --sessions 500000
+One command: ``.venv/bin/python bench/sync.py [--contacts 100000 --sessions 500000
 --deals 20000 --latency 0.05]`` (``--quick`` for a 5,000-contact run that takes under a
 minute).  The sandbox's HubSpot and GA4 run in a child process each (as the real services
-run apart), so that neither their memory nor their share of the GIL counts against the
-pipeline; the pipeline runs ``run_once`` on a SQLite file with the limiters built from config,
-then runs again immediately.
+run apart).  What is measured is the command users type: ``closedloop run --config <yaml>``
+(the console script beside this Python), started as a process of its own on a SQLite file with
+a config written for the sandbox, then started again immediately.  Per run: the wall time from
+spawn to exit, the process's peak RSS as the kernel counts it (``wait4``), and its resident
+memory every 50 ms by phase, the phases named by the progress lines it prints on stderr.  The
+run's own figures (phase seconds, records, API calls by endpoint and status) are read from the
+store afterwards, where the run recorded them.
 
 It prints API calls per endpoint against the lower bound (records / batch size), the wall time
 against the rate-limit floor (HubSpot calls / (burst per 10 s)), 429s (and when), the phases of
-each run, the pipeline process's peak RSS, and the write calls of the second run.
+each run, the peak RSS of each ``closedloop run`` process, and the write calls of the second run.
 
 The generator's deal count follows from its contacts (about one deal per five contacts), so
 ``--deals`` is a target that is reported against, not forced; sessions are tuned to the target
-by adding anonymous visitors.
+by adding anonymous visitors.  The company is generated as of the real time the bench starts
+(the command runs on the real clock), so the company's present is the run's present.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import multiprocessing as mp
+import os
+import re
 import resource
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from collections import Counter, deque
+from collections.abc import Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+SEARCH_PAGE, HISTORY_BATCH, ASSOCIATION_BATCH, UPDATE_BATCH = 200, 50, 1000, 100
+GA4_MAX_PAGE = 250_000  # rows GA4 answers at most in one runReport call
+CLOSEDLOOP = Path(sys.executable).parent.resolve() / "closedloop"  # the console script, as users run it
+TAIL_LINES = 20  # stderr lines kept to show when a run fails
 
-NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
-SEARCH_PAGE, HISTORY_BATCH, ASSOCIATION_BATCH, UPDATE_BATCH, GA4_PAGE = 200, 50, 1000, 100, 250_000
-# GA4 answers up to 250,000 rows a call (the bound); pages of 50,000 keep the decoded page small
-# in memory for a few more calls (+8 at 500,000 sessions, well inside the 5%).
-GA4_PAGE_REQUESTED = 50_000
+
+def bench_now() -> datetime:
+    """The real time, to the second: the company's present and the run's."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 # ---- the sandbox, in a child process --------------------------------------------------------
 
 
-def _anonymous_share(contacts: int, sessions: int, seed: int) -> float:
+def _anonymous_share(contacts: int, sessions: int, seed: int, now: datetime) -> float:
     """Anonymous visitors per contact that bring the session count near ``sessions``."""
     from closedloop.sandbox.generator import generate_company
 
     sample = 2000
-    base = len(generate_company(contacts=sample, seed=seed, now=NOW, anonymous_per_contact=0).sessions)
-    with_one = len(generate_company(contacts=sample, seed=seed, now=NOW, anonymous_per_contact=1).sessions)
+    base = len(generate_company(contacts=sample, seed=seed, now=now, anonymous_per_contact=0).sessions)
+    with_one = len(generate_company(contacts=sample, seed=seed, now=now, anonymous_per_contact=1).sessions)
     per_contact = base / sample
     per_anonymous = max(1e-9, (with_one - base) / sample)
     return max(0.0, (sessions / max(1, contacts) - per_contact) / per_anonymous)
@@ -68,8 +83,9 @@ def sandbox_child(conn: Connection, args: dict[str, Any], service: str) -> None:
     from closedloop.sandbox.launch import start_ga4, start_hubspot
 
     started = time.perf_counter()
-    share = _anonymous_share(args["contacts"], args["sessions"], args["seed"])
-    company = generate_company(contacts=args["contacts"], seed=args["seed"], now=NOW, anonymous_per_contact=share)
+    now = args["now"]
+    share = _anonymous_share(args["contacts"], args["sessions"], args["seed"], now)
+    company = generate_company(contacts=args["contacts"], seed=args["seed"], now=now, anonymous_per_contact=share)
     generated_s = time.perf_counter() - started
     server: Any
     refusals: list[tuple[float, str]] = []
@@ -86,10 +102,10 @@ def sandbox_child(conn: Connection, args: dict[str, Any], service: str) -> None:
                 admitted.append((time.monotonic(), search))
             return verdict
 
-        hubspot.limiter.admit = counting_admit  # type: ignore[method-assign]
+        hubspot.limiter.admit = counting_admit
         server, url = hubspot, hubspot.url
     else:
-        ga4 = start_ga4(company, now=NOW, latency=args["latency"])
+        ga4 = start_ga4(company, now=now, latency=args["latency"])
         server, url = ga4, ga4.url
     # The loaded company is millions of objects that live as long as the process: a full
     # collection walking them all paused every answer for seconds (a real service does not).
@@ -151,41 +167,119 @@ class Sandbox:
             process.join(timeout=10)
 
 
-# ---- the pipeline, in this process ----------------------------------------------------------
+# ---- the config the command reads -----------------------------------------------------------
 
 
-def _config(info: dict[str, Any], store_url: str) -> Any:
-    from closedloop.config.attribution import AttributionConfig
-    from closedloop.config.models import Config, GA4Config, HubSpotConfig, StoreConfig
-    from closedloop.sandbox.launch import DEMO_MODELS, SANDBOX_TOKEN
+def common_config(info: dict[str, Any], ga4_url: str, db: Path) -> dict[str, Any]:
+    """Store, GA4, models and the email hash key beside the store: what both CRMs' configs share.
 
-    return Config(
-        store=StoreConfig(url=store_url),
-        hubspot=HubSpotConfig(base_url=info["hubspot_url"], access_token=SecretStr(SANDBOX_TOKEN), tier="starter"),
-        ga4=GA4Config(
-            property_id=info["property_id"], base_url=info["ga4_url"], initial_days=400, page_size=GA4_PAGE_REQUESTED
-        ),
-        attribution=AttributionConfig(models=DEMO_MODELS),
-    )
+    GA4's page size is left at the product's default: the bench runs what users get.
+    """
+    from closedloop.sandbox.launch import DEMO_MODELS
+
+    return {
+        "version": 1,
+        "store": {"url": f"sqlite:///{db}"},
+        "ga4": {"property_id": str(info["property_id"]), "base_url": ga4_url, "initial_days": 400},
+        "attribution": {"models": list(DEMO_MODELS)},
+        "privacy": {"hash_key_file": f"{db}.hash_key"},
+    }
+
+
+def write_config(values: dict[str, Any], path: Path, env: Mapping[str, str]) -> Any:
+    """Write the YAML and load it as the command will (every file it names checked): a wrong key
+    fails here, before the sandbox is kept waiting for a run that cannot start."""
+    import yaml
+
+    from closedloop.config.loader import ConfigError, load_config
+
+    path.write_text("# closedloop config for the sync benchmark's sandbox.\n"
+                    + yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+    try:
+        return load_config(path, environ=env, check_files=True)
+    except ConfigError as exc:
+        raise SystemExit(f"the bench's config is refused: {exc}") from None
+
+
+def command_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment (and ``extra``) for the command.  Its stderr is a pipe, as under a log
+    collector: it prints a line per phase instead of bars; a forced terminal would hide them."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    return {**env, **(extra or {})}
+
+
+# ---- the command, in a process of its own ---------------------------------------------------
+
+# "HH:MM:SS <message>": a line of closedloop.cli.progress.log_lines.
+_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (?P<message>.*)$")
+# "<stream>: 12,345[/20,000] records[, rate, ETA]": a step's count, not a phase change.
+_STEP_LINE = re.compile(r"^(?P<stream>.*?[\w.\-]+): [\d,]+(?:/[\d,]+)? records\b")
+# The write-back's batches (closedloop.cli.progress.CountingWriter): its message, and its stream.
+WRITEBACK_MESSAGE, WRITEBACK_STREAM = "writing back to the CRM", "write-back objects"
 
 
 class PhaseMemory:
-    """Peak resident memory per phase of a run, sampled from /proc while it runs."""
+    """Peak resident memory of a ``closedloop run`` process per phase of its run.
 
-    def __init__(self) -> None:
+    A thread reads VmRSS (and VmHWM) from ``/proc/<pid>/status`` every 50 ms; each sample counts
+    for the phase the process last named on stderr (``line``).  Samples and phase changes are
+    kept with their time, so a phase known only afterwards (``mark``) is placed where it began.
+    """
+
+    def __init__(self, pid: int, started: float) -> None:
+        self.pid = pid
         self.phase = "setup"
-        self.peaks: dict[str, float] = {}
+        self.hwm_mb = 0.0  # the kernel's high-water mark, last read before the process exited
+        self._events: list[tuple[float, str]] = [(started, "setup")]
+        self._samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
+    def line(self, text: str) -> None:
+        """One stderr line of the process: a phase change, a step's count, or anything else."""
+        found = _LOG_LINE.match(text)
+        if found is None:
+            return
+        message = found["message"]
+        step = _STEP_LINE.match(message)
+        if step is None:
+            self.progress(message)
+        elif step["stream"] == WRITEBACK_STREAM:
+            self.progress(WRITEBACK_MESSAGE)
+
     def progress(self, message: str) -> None:
         if message.startswith(("pulling ", "rebuilding", "writing back")):
-            self.phase = message.split(" ")[0] + (" " + message.split(" ")[1] if message.startswith("pulling") else "")
+            self.name(message.split(" ")[0] + (" " + message.split(" ")[1] if message.startswith("pulling") else ""))
+
+    def name(self, phase: str) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self._events.append((time.monotonic(), phase))
+
+    def mark(self, at: float, phase: str) -> None:
+        """A phase that began at ``at`` (time.monotonic), learnt after the run."""
+        self._events.append((at, phase))
+
+    @property
+    def peaks(self) -> dict[str, float]:
+        """Peak RSS (MB) per phase, in the order the phases began."""
+        events = sorted(self._events, key=lambda e: e[0])
+        out: dict[str, float] = {}
+        i = 0
+        for at, rss in self._samples:
+            while i + 1 < len(events) and events[i + 1][0] <= at:
+                i += 1
+            phase = events[i][1]
+            out[phase] = max(out.get(phase, 0.0), rss)
+        return out
 
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
-            rss = _current_rss_mb()
-            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+            status = _proc_status(self.pid)
+            if "VmRSS" not in status:  # exited (a zombie has no memory)
+                continue
+            self._samples.append((time.monotonic(), status["VmRSS"]))
+            self.hwm_mb = max(self.hwm_mb, status.get("VmHWM", 0.0))
 
     def __enter__(self) -> PhaseMemory:
         self._thread.start()
@@ -196,43 +290,109 @@ class PhaseMemory:
         self._thread.join(2)
 
 
-def _current_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _run(config: Any, now: datetime, memory: PhaseMemory | None = None) -> tuple[Any, Any, float]:
-    from closedloop.store.engine import open_store
-    from closedloop.sync.factory import build_connectors, default_limiters
-    from closedloop.sync.pipeline import run_once
-
-    limiters = default_limiters(config)
-    connectors = build_connectors(config, limiters=limiters)
-    engine = open_store(config.store.url)
-    started = time.monotonic()
+def _proc_status(pid: int) -> dict[str, float]:
+    """The memory lines of ``/proc/<pid>/status``, in MB."""
+    out: dict[str, float] = {}
     try:
-        report = run_once(
-            engine=engine, config=config, sources=connectors.sources, writer=connectors.writer,
-            log=connectors.log, now=now, progress=memory.progress if memory else None,
-        )
-    finally:
-        engine.dispose()
-    return report, limiters["hubspot"], started
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
 
 
-def _calls(report: Any, service: str) -> Counter[str]:
+@dataclass(slots=True)
+class Measured:
+    """One ``closedloop run`` process as measured from outside."""
+
+    returncode: int
+    started: float  # time.monotonic at spawn
+    wall_s: float  # spawn to exit
+    peak_rss_mb: float  # wait4's ru_maxrss
+    hwm_mb: float  # VmHWM read last before the exit
+    memory: PhaseMemory
+    tail: list[str]
+
+
+def run_closedloop(config: Path, env: Mapping[str, str], memory: type[PhaseMemory] = PhaseMemory) -> Measured:
+    """``closedloop run --config <config>`` as typed, in a process of its own, measured whole.
+
+    Its stderr is read line by line as it comes (the phases); its stdout (the report tables)
+    goes to a file beside the config.  The process is reaped with ``wait4`` for the kernel's
+    peak RSS of that process alone (RUSAGE_CHILDREN would count the sandbox's processes too).
+    The kernel's figure also counts the image ``exec`` replaced, this bench's (small) process.
+    """
+    command = [str(CLOSEDLOOP), "run", "--config", str(config)]
+    with open(config.with_suffix(".out"), "ab") as out:
+        started = time.monotonic()
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, env=dict(env), cwd=config.parent)
+    sampled = memory(proc.pid, started)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            tail.append(text)
+            sampled.line(text)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    with sampled:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped: its pid stays its own
+        ended = time.monotonic()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait for it
+    reader.join(10)
+    if proc.stderr is not None:
+        proc.stderr.close()
+    return Measured(proc.returncode, started, ended - started, usage.ru_maxrss / 1024, sampled.hwm_mb, sampled,
+                    list(tail))
+
+
+def failed(title: str, measured: Measured) -> bool:
+    """Whether the run exited non-zero; if so, its last stderr lines are printed."""
+    if measured.returncode == 0:
+        return False
+    print(f"\n{title}: `closedloop run` exited with {measured.returncode}; its last stderr lines:", file=sys.stderr)
+    for line in measured.tail:
+        print(f"  {line}", file=sys.stderr)
+    return True
+
+
+def stored_run(db: Path) -> dict[str, Any]:
+    """The newest run the store recorded: status, errors, stats (``RunReport.stats()``: seconds,
+    pulled, usage, writeback, duration_s) and API calls by endpoint and status."""
+    with closing(sqlite3.connect(db)) as conn:
+        row = conn.execute(
+            "SELECT id, status, stats, api_calls, errors FROM sync_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    run_id, status, stats, api_calls, errors = row
+    return {
+        "run_id": run_id,
+        "status": status,
+        "stats": json.loads(stats or "{}"),
+        "api_calls": json.loads(api_calls or "{}"),
+        "errors": list(json.loads(errors or "{}").get("messages") or []),
+    }
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+def _calls(run: dict[str, Any], service: str) -> Counter[str]:
     out: Counter[str] = Counter()
-    for key, statuses in report.api_calls.items():
+    for key, statuses in run["api_calls"].items():
         svc, _, endpoint = key.partition(" ")
         if svc == service:
             out[endpoint] += sum(statuses.values())
     return out
 
 
-def _lower_bounds(info: dict[str, Any], written: dict[str, int]) -> dict[str, int]:
+def _lower_bounds(info: dict[str, Any], written: dict[str, int], ga4_page: int) -> dict[str, int]:
     """Records / batch size per endpoint; the update bound counts objects that got any value."""
     contacts, deals, sessions = info["contacts"], info["deals"], info["sessions"]
     pid = info["property_id"]
@@ -245,27 +405,43 @@ def _lower_bounds(info: dict[str, Any], written: dict[str, int]) -> dict[str, in
         "hubspot POST /crm/v3/objects/contacts/batch/update": math.ceil(written.get("contacts", 0) / UPDATE_BATCH),
         "hubspot POST /crm/v3/objects/deals/batch/update": math.ceil(written.get("deals", 0) / UPDATE_BATCH),
         "hubspot GET /crm/v3/pipelines/deals": 1,
-        # Two reports (sessions, ad cost); the ad-cost report is small, one page.
-        f"ga4 POST /v1beta/properties/{pid}:runReport": math.ceil(sessions / GA4_PAGE) + 1,
+        # Two reports: sessions a page of the configured size each; ad cost is small, one page.
+        f"ga4 POST /v1beta/properties/{pid}:runReport": ga4_bound(sessions, ga4_page),
     }
 
 
-def _objects_with_values(store_url: str) -> dict[str, int]:
-    from sqlalchemy import create_engine, text
+def ga4_bound(sessions: int, page: int) -> int:
+    return math.ceil(sessions / page) + 1
 
-    engine = create_engine(store_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT object_type, COUNT(DISTINCT object_id) FROM writeback_state GROUP BY object_type")
-            ).all()
-    finally:
-        engine.dispose()
+
+def ga4_bound_note(sessions: int, page: int) -> str:
+    return (f"GA4 bound: ceil({sessions:,} sessions / {page:,}, the configured page size) + 1 for the ad-cost "
+            f"report = {ga4_bound(sessions, page):,}; GA4 answers at most {GA4_MAX_PAGE:,} rows a call "
+            f"({ga4_bound(sessions, GA4_MAX_PAGE):,} calls at that size)")
+
+
+def _objects_with_values(db: Path) -> dict[str, int]:
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT object_type, COUNT(DISTINCT object_id) FROM writeback_state GROUP BY object_type"
+        ).fetchall()
     return {str(t): int(n) for t, n in rows}
 
 
-def _peak_rss_mb() -> float:
+def _own_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_memory(runs: list[tuple[str, Measured]]) -> None:
+    """Each run's peak RSS (wait4, VmHWM beside it) and its peak by phase."""
+    for title, measured in runs:
+        print(f"peak RSS of the {title} `closedloop run` process: {measured.peak_rss_mb:,.0f} MB "
+              f"(wait4; VmHWM just before exit {measured.hwm_mb:,.0f} MB; target < 400 MB)")
+    print(f"  (the bench's own process, which the wait4 figure would show were it the larger: "
+          f"{_own_peak_rss_mb():,.0f} MB)")
+    for title, measured in runs:
+        phases = ", ".join(f"{k} {v:,.0f} MB" for k, v in measured.memory.peaks.items())
+        print(f"  peak RSS by phase of the {title} run: {phases}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,91 +463,115 @@ def main(argv: list[str] | None = None) -> int:
 
         return salesforce_main(args)
 
-    child_args = {k: v for k, v in vars(args).items() if k != "db"}
+    from closedloop.sandbox.launch import SANDBOX_TOKEN
+
+    now = bench_now()
+    child_args = {**{k: v for k, v in vars(args).items() if k != "db"}, "now": now}
     sandbox = Sandbox(child_args)
+    try:
+        return _bench(args, sandbox, SANDBOX_TOKEN, now)
+    finally:
+        sandbox.stop()
+
+
+def _bench(args: Any, sandbox: Sandbox, token: str, now: datetime) -> int:
     info = sandbox.info
     print(
         f"company: {info['contacts']:,} contacts, {info['deals']:,} deals (target {args.deals:,}), "
         f"{info['sessions']:,} sessions (target {args.sessions:,}; {info['anonymous_per_contact']} anonymous "
-        f"visitors per contact), generated in {info['generated_s']} s in each sandbox process"
+        f"visitors per contact) as of {now:%Y-%m-%d %H:%M:%S} UTC, generated in {info['generated_s']} s "
+        f"in each sandbox process"
     )
     print(f"sandbox: latency {args.latency * 1000:.0f} ms per request, HubSpot burst {args.burst} per 10 s")
 
-    tmp = tempfile.TemporaryDirectory()
-    db = args.db or Path(tmp.name) / "bench.db"
-    store_url = f"sqlite:///{db}"
-    config = _config(info, store_url)
-    if args.burst != 100:
-        config.hubspot.burst_limit = args.burst
-    rss_before = _peak_rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = (args.db or Path(tmp) / "bench.db").resolve()
+        values = common_config(info, info["ga4_url"], db)
+        hubspot: dict[str, Any] = {"base_url": info["hubspot_url"], "access_token": "${CLOSEDLOOP_SANDBOX_TOKEN}",
+                                   "tier": "starter"}
+        if args.burst != 100:
+            hubspot["burst_limit"] = args.burst
+        values = {**values, "crm": "hubspot", "hubspot": hubspot}
+        env = command_env({"CLOSEDLOOP_SANDBOX_TOKEN": token})
+        config_path = Path(tmp) / "closedloop.yaml"
+        config = write_config(values, config_path, env)
+        print(f"command: {CLOSEDLOOP} run --config {config_path}, twice")
 
-    with PhaseMemory() as memory:
-        report1, limiter1, started1 = _run(config, NOW, memory)
-    peak_first = _peak_rss_mb()
-    stats1 = sandbox.stats()
-    with PhaseMemory() as memory2:
-        report2, _limiter2, _ = _run(config, NOW + timedelta(seconds=report1.duration_s), memory2)
-    stats2 = sandbox.stats()
-    sandbox.stop()
+        first = run_closedloop(config_path, env)
+        stats1 = sandbox.stats()
+        if failed("first run", first):
+            return 1
+        report1 = stored_run(db)
+        second = run_closedloop(config_path, env)
+        stats2 = sandbox.stats()
+        if failed("second run", second):
+            return 1
+        report2 = stored_run(db)
+        written = _objects_with_values(db)
 
-    written = _objects_with_values(store_url)
-    _print_run("first run", report1)
-    _print_calls(info, report1, written)
-    hubspot_calls = sum(_calls(report1, "hubspot").values())
+    _print_run("first run", report1, first)
+    _print_calls(info, report1, written, config.ga4.page_size)
+    calls = _calls(report1, "hubspot")
+    hubspot_calls = sum(calls.values())
     floor_s = hubspot_calls / (args.burst / 10)
-    wall = report1.duration_s
+    wall = first.wall_s
     print(
-        f"\nwall time: {wall:,.1f} s; rate-limit floor {floor_s:,.1f} s "
+        f"\nwall time of `closedloop run` (spawn to exit): {wall:,.1f} s; rate-limit floor {floor_s:,.1f} s "
         f"({hubspot_calls:,} HubSpot calls / {args.burst} per 10 s): {100 * (wall / floor_s - 1):+.1f}% "
         f"(target within +15%)"
     )
-    calls = _calls(report1, "hubspot")
+    stats = report1["stats"]
     searches = sum(n for endpoint, n in calls.items() if endpoint.endswith("/search"))
     writes = sum(n for endpoint, n in calls.items() if endpoint.endswith("/batch/update"))
-    pull_s = report1.seconds.get("pull", 0.0)
+    pull_s, run_s = stats["seconds"].get("pull", 0.0), stats.get("duration_s", 0.0)
     print(
-        f"  pull {pull_s:,.1f} s: its {searches:,} searches alone take {searches / 5:,.1f} s at search's 5 per second; "
-        f"then rebuild and write-back overlapped {wall - pull_s:,.1f} s: the {writes:,} write calls alone take "
-        f"{writes / (args.burst / 10):,.1f} s; the limiter waited {limiter1.waited_s:,.1f} s in all"
+        f"  of which the run itself {run_s:,.1f} s (start-up, and the report after it, {wall - run_s:,.1f} s); "
+        f"pull {pull_s:,.1f} s: its {searches:,} searches alone take {searches / 5:,.1f} s at search's 5 per "
+        f"second; then rebuild and write-back overlapped {run_s - pull_s:,.1f} s: the {writes:,} write calls "
+        f"alone take {writes / (args.burst / 10):,.1f} s"
     )
-    _print_refusals(stats1, started1)
-    _print_window_use(stats1, started1, args.burst)
-    print(
-        f"\npeak RSS of the pipeline process: {_peak_rss_mb():,.0f} MB (before the runs: {rss_before:,.0f} MB; "
-        f"target < 400 MB); after the first run: {peak_first:,.0f} MB"
-    )
-    for title, sampled in (("first", memory), ("second", memory2)):
-        phases = ", ".join(f"{k} {v:,.0f} MB" for k, v in sampled.peaks.items())
-        print(f"  peak RSS by phase of the {title} run: {phases}")
-    _print_run("second run", report2)
-    writes = {k: v for k, v in _calls(report2, "hubspot").items() if not k.startswith("GET") and "search" not in k
-              and "batch/read" not in k}
-    print(f"  write calls in the second run: {sum(writes.values())} {dict(writes) or ''} (target 0)")
-    print(f"  calls in the second run: {report2.api_calls}")
+    first_call = _first_call(stats1, first.started)
+    print(f"  first HubSpot call {first_call - first.started:,.1f} s after the process started")
+    _print_refusals(stats1, first_call)
+    _print_window_use(stats1, first_call, args.burst)
+    print()
+    print_memory([("first", first), ("second", second)])
+    _print_run("second run", report2, second)
+    writes2 = {k: v for k, v in _calls(report2, "hubspot").items() if not k.startswith("GET") and "search" not in k
+               and "batch/read" not in k}
+    print(f"  write calls in the second run: {sum(writes2.values())} {dict(writes2) or ''} (target 0)")
+    print(f"  calls in the second run: {report2['api_calls']}")
     if stats2 and stats2["refusals"]:
         print(f"  429s in the second run: {len(stats2['refusals'])}")
-    tmp.cleanup()
     return 0
 
 
-def _print_run(title: str, report: Any) -> None:
-    seconds = ", ".join(f"{k} {v:,.1f} s" for k, v in report.seconds.items())
-    print(f"\n{title}: status {report.status}, {report.duration_s:,.1f} s ({seconds})")
-    if report.errors:
-        print(f"  errors: {report.errors}")
-    for stream, counts in report.pulled.items():
+def _first_call(stats: dict[str, Any] | None, default: float) -> float:
+    """When the sandbox saw the run's first HubSpot call (time.monotonic, shared by processes)."""
+    times = [t for t, _ in (stats or {}).get("admitted", [])] + [t for t, _ in (stats or {}).get("refusals", [])]
+    return min(times, default=default)
+
+
+def _print_run(title: str, run: dict[str, Any], measured: Measured) -> None:
+    stats = run["stats"]
+    seconds = ", ".join(f"{k} {v:,.1f} s" for k, v in (stats.get("seconds") or {}).items())
+    print(f"\n{title}: status {run['status']}, process {measured.wall_s:,.1f} s spawn to exit; "
+          f"run {stats.get('duration_s', 0.0):,.1f} s ({seconds})")
+    if run["errors"]:
+        print(f"  errors: {run['errors']}")
+    for stream, counts in (stats.get("pulled") or {}).items():
         print(f"  pulled {stream}: {dict(counts)}")
-    if report.writeback is not None:
-        wb = report.writeback
-        print(f"  written: {wb.objects_written:,} objects, {wb.properties_written:,} values, "
-              f"{wb.records_failed} failed")
+    wb = stats.get("writeback")
+    if wb is not None:
+        print(f"  written: {wb['objects_written']:,} objects, {wb['properties_written']:,} values, "
+              f"{wb['records_failed']} failed")
 
 
-def _print_calls(info: dict[str, Any], report: Any, written: dict[str, int]) -> None:
-    bounds = _lower_bounds(info, written)
+def _print_calls(info: dict[str, Any], run: dict[str, Any], written: dict[str, int], ga4_page: int) -> None:
+    bounds = _lower_bounds(info, written, ga4_page)
     actual: Counter[str] = Counter()
     for service in ("hubspot", "ga4"):
-        for endpoint, n in _calls(report, service).items():
+        for endpoint, n in _calls(run, service).items():
             actual[f"{service} {endpoint}"] = n
     print(f"\n{'endpoint':<66} {'calls':>7} {'bound':>7} {'over':>7}")
     bounded_actual = bounded_bound = 0
@@ -391,8 +591,9 @@ def _print_calls(info: dict[str, Any], report: Any, written: dict[str, int]) -> 
         f"{100 * (total / (bounded_bound + setup) - 1):+.1f}% counting setup in the bound, "
         f"{100 * (total / bounded_bound - 1):+.1f}% not (target within 5%)"
     )
+    print(ga4_bound_note(info["sessions"], ga4_page))
     statuses: Counter[str] = Counter()
-    for per_status in report.api_calls.values():
+    for per_status in run["api_calls"].values():
         statuses.update(per_status)
     print(f"statuses: {dict(statuses)}")
 
@@ -410,7 +611,7 @@ def _print_window_use(stats: dict[str, Any] | None, started: float, burst: int) 
         per[slot] += 1
         searches[slot] += search
     cells = [f"{per[i]}({searches[i]})" for i in range(max(per) + 1)]
-    print(f"HubSpot calls per 10 s of the first run, searches in brackets (burst {burst}):")
+    print(f"HubSpot calls per 10 s of the first run from its first call, searches in brackets (burst {burst}):")
     for start in range(0, len(cells), 12):
         print(f"  {start * 10:>4} s: " + " ".join(f"{c:>7}" for c in cells[start : start + 12]))
 
@@ -419,7 +620,8 @@ def _print_refusals(stats: dict[str, Any] | None, started: float) -> None:
     refusals = (stats or {}).get("refusals", [])
     late = [t for t, _ in refusals if t - started > 1.0]
     policies = Counter(p for _, p in refusals)
-    print(f"429s received: {len(refusals)} {dict(policies) or ''}; after the first second: {len(late)} (target 0)")
+    print(f"429s received: {len(refusals)} {dict(policies) or ''}; after the first second of calls: {len(late)} "
+          f"(target 0)")
 
 
 if __name__ == "__main__":

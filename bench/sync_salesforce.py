@@ -1,10 +1,13 @@
-"""``bench/sync.py --crm salesforce``: one full sync against the emulated org + GA4, then another.
+"""``bench/sync.py --crm salesforce``: ``closedloop run`` against the emulated org + GA4, then again.
 
 The org (over TLS) and GA4 run in a child process each, filled from the same generated company
-as the HubSpot bench; the pipeline runs ``run_once`` on a SQLite file in this process.  Printed:
-API calls per endpoint against the lower bound (query rows / 2,000 per page; changed records /
-200 per collections call, or one Bulk 2.0 job per object above the threshold), wall time, peak
-RSS, and the write calls of an immediate second run.
+as the HubSpot bench (as of the real time the bench starts); what is measured is the command
+users type, ``closedloop run --config <yaml>`` on a SQLite file, in a process of its own, twice:
+its wall time from spawn to exit, its peak RSS (``wait4``) and its resident memory by step, the
+steps named by its stderr progress lines (the Bulk 2.0 uploads by the org's clock of their job
+creations).  Printed from the run the store recorded: API calls per endpoint against the lower
+bound (query rows / 2,000 per page; changed records / 200 per collections call, or one Bulk 2.0
+job per object above the threshold), and the write calls of the immediate second run.
 """
 
 from __future__ import annotations
@@ -12,17 +15,35 @@ from __future__ import annotations
 import gc
 import math
 import multiprocessing as mp
+import sqlite3
 import tempfile
 import time
-from datetime import timedelta
+from contextlib import closing
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sync import GA4_PAGE, GA4_PAGE_REQUESTED, NOW, PhaseMemory, _anonymous_share, _calls, _peak_rss_mb, _print_run
+from sync import (
+    CLOSEDLOOP,
+    PhaseMemory,
+    _anonymous_share,
+    _calls,
+    _print_run,
+    bench_now,
+    command_env,
+    common_config,
+    failed,
+    ga4_bound,
+    ga4_bound_note,
+    print_memory,
+    run_closedloop,
+    stored_run,
+    write_config,
+)
 
 QUERY_PAGE, COLLECTION = 2000, 200
 SOBJECT_BY_PREFIX = {"00Q": "Lead", "003": "Contact", "006": "Opportunity"}
+BULK_UPLOADS = "Bulk 2.0 uploads"
 
 
 def org_child(conn: Connection, args: dict[str, Any], service: str) -> None:
@@ -30,50 +51,58 @@ def org_child(conn: Connection, args: dict[str, Any], service: str) -> None:
     from closedloop.sandbox.launch import start_ga4
     from closedloop.sandbox.salesforce import start_salesforce
 
-    share = _anonymous_share(args["contacts"], args["sessions"], args["seed"])
-    company = generate_company(contacts=args["contacts"], seed=args["seed"], now=NOW, anonymous_per_contact=share)
+    now = args["now"]
+    share = _anonymous_share(args["contacts"], args["sessions"], args["seed"], now)
+    company = generate_company(contacts=args["contacts"], seed=args["seed"], now=now, anonymous_per_contact=share)
     server: Any
     info: dict[str, Any] = {"property_id": company.ga4_property_id, "contacts": len(company.contacts),
                             "deals": len(company.deals), "sessions": len(company.sessions)}
+    job_created: list[float] = []  # when the org answered each Bulk 2.0 job's creation (time.monotonic)
     if service == "salesforce":
-        server = start_salesforce(company, now=NOW, latency=args["latency"], daily_limit=1_000_000)
+        server = start_salesforce(company, now=now, latency=args["latency"], daily_limit=1_000_000)
         state = server.state
         info.update(url=server.url, ca_file=str(server.ca_file), key_file=str(server.jwt_private_key_file),
                     rows={name: len(state.all_rows(name)) for name in (
                         "Lead", "Contact", "Opportunity", "OpportunityHistory", "OpportunityContactRole",
                         "CampaignMember")})
+        record = server.server.record
+
+        def timed_record(endpoint: str, status: int) -> None:
+            if endpoint.startswith("POST ") and endpoint.endswith("/jobs/ingest"):
+                job_created.append(time.monotonic())
+            record(endpoint, status)
+
+        server.server.record = timed_record
     else:
-        server = start_ga4(company, now=NOW, latency=args["latency"])
+        server = start_ga4(company, now=now, latency=args["latency"])
         info.update(url=server.url)
     gc.collect()
     gc.freeze()
     conn.send(info)
-    while conn.recv() != "stop":
-        pass
+    while (command := conn.recv()) != "stop":
+        if command == "jobs":
+            conn.send(list(job_created))
+            job_created.clear()
     server.stop()
     conn.send("stopped")
 
 
-def _config(sf: dict[str, Any], ga4: dict[str, Any], store_url: str) -> Any:
-    from closedloop.config.attribution import AttributionConfig
-    from closedloop.config.mapping import ChannelRule, MappingConfig
-    from closedloop.config.models import Config, GA4Config, SalesforceConfig, StoreConfig
-    from closedloop.sandbox.launch import DEMO_MODELS
+def salesforce_config(sf: dict[str, Any], ga4: dict[str, Any], db: Path) -> dict[str, Any]:
+    """The config ``closedloop sandbox serve --crm salesforce`` writes, on this store, polling
+    Bulk 2.0 jobs from 0.2 s on."""
     from closedloop.sandbox.launch_salesforce import CAMPAIGN_RULE
     from closedloop.sandbox.salesforce import SF_CONSUMER_KEY, SF_USERNAME
 
-    return Config(
-        store=StoreConfig(url=store_url),
-        crm="salesforce",
-        salesforce=SalesforceConfig(
-            auth="jwt", login_url=sf["url"], username=SF_USERNAME, consumer_key=SF_CONSUMER_KEY,
-            private_key_file=sf["key_file"], ca_file=sf["ca_file"], grant_field_permissions=True, bulk_poll_s=0.2,
-        ),
-        ga4=GA4Config(property_id=ga4["property_id"], base_url=ga4["url"], initial_days=400,
-                      page_size=GA4_PAGE_REQUESTED),
-        attribution=AttributionConfig(models=DEMO_MODELS),
-        mapping=MappingConfig(channel_rules=[ChannelRule.model_validate(CAMPAIGN_RULE)]),
-    )
+    return {
+        **common_config(ga4, ga4["url"], db),
+        "crm": "salesforce",
+        "salesforce": {
+            "auth": "jwt", "login_url": sf["url"], "username": SF_USERNAME, "consumer_key": SF_CONSUMER_KEY,
+            "private_key_file": sf["key_file"], "ca_file": sf["ca_file"], "grant_field_permissions": True,
+            "bulk_poll_s": 0.2,
+        },
+        "mapping": {"channel_rules": [dict(CAMPAIGN_RULE)]},
+    }
 
 
 class StepMemory(PhaseMemory):
@@ -85,48 +114,21 @@ class StepMemory(PhaseMemory):
     def progress(self, message: str) -> None:
         step = next((s for s in self.STEPS if message.startswith(s)), None)
         if step is not None:
-            self.phase = "rebuild: " + step if step != "writing back deals" else "rebuild rest + writing back"
+            self.name("rebuild: " + step if step != "writing back deals" else "rebuild rest + writing back")
         else:
             super().progress(message)
 
-    def watch(self, writer: Any) -> None:
-        """Name the phase while a Bulk 2.0 job is built, uploaded and its outcome read."""
-        write_spill = getattr(writer, "write_spill", None)
-        if write_spill is None:
-            return
-
-        def watched(sobject: str, spill: Any) -> Any:
-            self.phase = "Bulk 2.0 uploads"
-            yield from write_spill(sobject, spill)
-
-        writer.write_spill = watched
+    def bulk_jobs(self, created: list[float]) -> None:
+        """The Bulk 2.0 uploads began when the org saw each job created (the command says
+        nothing of them on stderr); a later progress line ends them, as it did in-process."""
+        for at in created:
+            self.mark(at, BULK_UPLOADS)
 
 
-def _run(config: Any, now: Any, memory: StepMemory) -> Any:
-    from closedloop.store.engine import open_store
-    from closedloop.sync.factory import build_connectors
-    from closedloop.sync.pipeline import run_once
-
-    connectors = build_connectors(config)
-    memory.watch(connectors.writer)
-    engine = open_store(config.store.url)
-    try:
-        return run_once(engine=engine, config=config, sources=connectors.sources, writer=connectors.writer,
-                        log=connectors.log, now=now, progress=memory.progress)
-    finally:
-        engine.dispose()
-
-
-def _written(store_url: str) -> dict[str, int]:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(store_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT substr(object_id, 1, 3), COUNT(DISTINCT object_id) FROM writeback_state GROUP BY 1")).all()
-    finally:
-        engine.dispose()
+def _written(db: Path) -> dict[str, int]:
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT substr(object_id, 1, 3), COUNT(DISTINCT object_id) FROM writeback_state GROUP BY 1").fetchall()
     return {str(prefix): int(n) for prefix, n in rows}
 
 
@@ -176,7 +178,9 @@ def _kinds(calls: dict[str, int]) -> dict[str, int]:
 
 
 def main(args: Any) -> int:
-    child_args = {k: v for k, v in vars(args).items() if k in ("contacts", "sessions", "seed", "latency")}
+    now = bench_now()
+    child_args = {**{k: v for k, v in vars(args).items() if k in ("contacts", "sessions", "seed", "latency")},
+                  "now": now}
     ctx = mp.get_context("spawn")
     pipes: dict[str, Connection] = {}
     processes = []
@@ -184,32 +188,48 @@ def main(args: Any) -> int:
         parent, child = ctx.Pipe()
         process = ctx.Process(target=org_child, args=(child, child_args, service), daemon=True)
         process.start()
-        pipes[service], _ = parent, processes.append(process)
+        pipes[service] = parent
+        processes.append(process)
     sf, ga4 = pipes["salesforce"].recv(), pipes["ga4"].recv()
-    print(f"company: {sf['contacts']:,} people, {sf['deals']:,} deals (target {args.deals:,}), "
-          f"{sf['sessions']:,} sessions (target {args.sessions:,}); org rows {sf['rows']}")
-    print(f"sandbox: latency {args.latency * 1000:.0f} ms per request, org over TLS")
-    tmp = tempfile.TemporaryDirectory()
-    store_url = f"sqlite:///{args.db or Path(tmp.name) / 'bench.db'}"
-    config = _config(sf, ga4, store_url)
-    started = time.perf_counter()
-    with StepMemory() as memory:
-        first = _run(config, NOW, memory)
-    wall = time.perf_counter() - started
-    with StepMemory() as memory2:
-        second = _run(config, NOW + timedelta(seconds=first.duration_s), memory2)
-    for pipe in pipes.values():
-        pipe.send("stop")
-        pipe.recv()
-    for process in processes:
-        process.join(timeout=10)
+    try:
+        return _bench(args, sf, ga4, pipes["salesforce"], now)
+    finally:
+        for pipe in pipes.values():
+            pipe.send("stop")
+            pipe.recv()
+        for process in processes:
+            process.join(timeout=10)
 
-    _print_run("first run", first)
+
+def _bench(args: Any, sf: dict[str, Any], ga4: dict[str, Any], org: Connection, now: Any) -> int:
+    print(f"company: {sf['contacts']:,} people, {sf['deals']:,} deals (target {args.deals:,}), "
+          f"{sf['sessions']:,} sessions (target {args.sessions:,}) as of {now:%Y-%m-%d %H:%M:%S} UTC; "
+          f"org rows {sf['rows']}")
+    print(f"sandbox: latency {args.latency * 1000:.0f} ms per request, org over TLS")
+    with tempfile.TemporaryDirectory() as tmp:
+        db = (args.db or Path(tmp) / "bench.db").resolve()
+        env = command_env()
+        config_path = Path(tmp) / "closedloop.yaml"
+        config = write_config(salesforce_config(sf, ga4, db), config_path, env)
+        print(f"command: {CLOSEDLOOP} run --config {config_path}, twice")
+        runs = []
+        for title in ("first run", "second run"):
+            measured = run_closedloop(config_path, env, StepMemory)
+            org.send("jobs")
+            created = org.recv()
+            if failed(title, measured):
+                return 1
+            assert isinstance(measured.memory, StepMemory)
+            measured.memory.bulk_jobs(created)
+            runs.append((measured, stored_run(db)))
+        written = _written(db)
+    (first_m, first), (second_m, second) = runs
+
+    _print_run("first run", first, first_m)
     calls = _calls(first, "salesforce")
     print("\nSalesforce calls by endpoint (first run):")
     for endpoint, n in sorted(calls.items()):
         print(f"  {n:>7,}  {endpoint}")
-    written = _written(store_url)
     threshold = config.salesforce.bulk_threshold
     page_bound, write_bound, job_bound = _bounds(sf, written, threshold)
     kinds = _kinds(calls)
@@ -230,17 +250,17 @@ def main(args: Any) -> int:
           f"{100 * (http / http_bound - 1):+.1f}%")
     print(f"  besides: per-run overhead {kinds['overhead']:,} (token, describes), first-run setup {kinds['setup']:,} "
           f"(CustomField, FieldPermissions, the permission set's id); all calls {sum(calls.values()):,}")
+    ga4_page = config.ga4.page_size
     ga4_calls = sum(_calls(first, "ga4").values())
-    print(f"GA4 calls {ga4_calls:,} against {math.ceil(sf['sessions'] / GA4_PAGE) + 1:,}")
-    print(f"usage: {first.usage}")
-    print(f"\nwall time of the first run: {wall:,.1f} s (pipeline {first.duration_s:,.1f} s)")
-    print(f"peak RSS of the pipeline process: {_peak_rss_mb():,.0f} MB (target < 400 MB)")
-    for title, sampled in (("first", memory), ("second", memory2)):
-        print(f"  peak RSS by phase of the {title} run: "
-              + ", ".join(f"{k} {v:,.0f} MB" for k, v in sampled.peaks.items()))
-    _print_run("second run", second)
+    print(f"GA4 calls {ga4_calls:,} against {ga4_bound(sf['sessions'], ga4_page):,} "
+          f"({ga4_bound_note(sf['sessions'], ga4_page)})")
+    print(f"usage: {first['stats'].get('usage')}")
+    run_s = first["stats"].get("duration_s", 0.0)
+    print(f"\nwall time of the first `closedloop run` (spawn to exit): {first_m.wall_s:,.1f} s "
+          f"(the run itself {run_s:,.1f} s)")
+    print_memory([("first", first_m), ("second", second_m)])
+    _print_run("second run", second, second_m)
     second_calls = _calls(second, "salesforce")
     writes = {e: n for e, n in second_calls.items() if "composite" in e or "jobs/ingest" in e}
     print(f"  write calls in the second run: {sum(writes.values())} {writes or ''} (target 0)")
-    tmp.cleanup()
     return 0
