@@ -154,7 +154,51 @@ class CountingWriter:
                 self._planned = (self._planned or 0) + len(updates)
         return self._writer.calls_for(updates)
 
+    def _spool(self) -> _CountingSpool:
+        """A writer with a spool (Salesforce) sends its calls from it, not through ``write``:
+        each planned update is counted into the total, each record whose outcome came back
+        (a collections call's, or a Bulk 2.0 job's read back a chunk at a time) as sent."""
+        return _CountingSpool(self._writer.spool(), self)
+
+    def _count(self, *, planned: int = 0, sent: int = 0) -> None:
+        with self._lock:
+            self._planned = (self._planned or 0) + planned if planned else self._planned
+            self._sent += sent
+            done, total = self._sent, self._planned
+        if sent:
+            self._report("writing back to the CRM", (self._stream, done, total))
+
     def __getattr__(self, name: str) -> Any:
+        # Only where the writer has them: the write-back checks with getattr / hasattr.
         if name == "calls_for" and hasattr(self._writer, "calls_for"):
-            return self._calls_for  # only where the writer has it: the write-back checks with getattr
+            return self._calls_for
+        if name == "spool" and hasattr(self._writer, "spool"):
+            return self._spool
         return getattr(self._writer, name)
+
+
+class _CountingSpool:
+    """A writer's spool whose updates and sent records reach a ``CountingWriter``'s count."""
+
+    def __init__(self, spool: Any, counter: CountingWriter) -> None:
+        self._spool = spool
+        self._counter = counter
+
+    def add(self, update: Any) -> None:
+        self._spool.add(update)
+        self._counter._count(planned=1)
+
+    def calls(self) -> Iterator[Callable[[], Iterator[Any]]]:
+        for call in self._spool.calls():
+            yield self._counted(call)
+
+    def _counted(self, call: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
+        def counted() -> Iterator[Any]:
+            for updates, result in call():
+                self._counter._count(sent=len(updates))
+                yield updates, result
+
+        return counted
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._spool, name)

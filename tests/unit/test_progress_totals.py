@@ -92,6 +92,49 @@ def test_the_write_back_total_is_the_plan_handed_to_calls_for() -> None:
     assert getattr(plain, "calls_for", None) is None  # the write-back then sends as it plans, total unknown
 
 
+class ListSpool:
+    """A spool as the Salesforce writer's: updates added one by one, then calls that each yield
+    their outcome a chunk of records at a time (a Bulk job's in several chunks)."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+        self.closed = False
+
+    def add(self, update: str) -> None:
+        self.added.append(update)
+
+    def calls(self) -> Iterator[Any]:
+        job, rest = self.added[:4], self.added[4:]
+        yield lambda: iter([(job[:2], "job part 1"), (job[2:], "job part 2")])
+        yield lambda: iter([(rest, "collection")])
+
+    def unsent(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class SpoolWriter(PlainWriter):
+    def spool(self) -> ListSpool:
+        return ListSpool()
+
+
+def test_a_spooled_write_back_counts_its_plan_and_each_outcome_chunk() -> None:
+    steps: list[Any] = []
+    writer = CountingWriter(SpoolWriter(), lambda m, s=None: steps.append(s), stream="write-back objects")
+    spool = writer.spool()
+    for update in "abcde":
+        spool.add(update)
+    outcomes = [outcome for call in spool.calls() for _updates, outcome in call()]
+    assert outcomes == ["job part 1", "job part 2", "collection"]  # passed through unchanged
+    assert steps == [("write-back objects", 2, 5), ("write-back objects", 4, 5), ("write-back objects", 5, 5)]
+    spool.close()  # the rest is the wrapped spool's own
+    assert spool.unsent() == []
+    assert getattr(PlainWriter(), "spool", None) is None
+    assert not hasattr(CountingWriter(PlainWriter(), lambda m, s=None: None), "spool")
+
+
 def _render(steps: Sequence[tuple[str, int, int | None]]) -> str:
     console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
     with bars(console) as report:
