@@ -23,23 +23,20 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sync import (
+from measure import (
     CLOSEDLOOP,
     PhaseMemory,
-    _anonymous_share,
-    _calls,
-    _print_run,
     bench_now,
+    calls_by_endpoint,
     command_env,
-    common_config,
     failed,
-    ga4_bound,
-    ga4_bound_note,
     print_memory,
+    print_run,
     run_closedloop,
     stored_run,
     write_config,
 )
+from sync import _anonymous_share, common_config, ga4_bound, ga4_bound_note
 
 QUERY_PAGE, COLLECTION = 2000, 200
 SOBJECT_BY_PREFIX = {"00Q": "Lead", "003": "Contact", "006": "Opportunity"}
@@ -225,8 +222,8 @@ def _bench(args: Any, sf: dict[str, Any], ga4: dict[str, Any], org: Connection, 
         written = _written(db)
     (first_m, first), (second_m, second) = runs
 
-    _print_run("first run", first, first_m)
-    calls = _calls(first, "salesforce")
+    print_run("first run", first, first_m)
+    calls = calls_by_endpoint(first, "salesforce")
     print("\nSalesforce calls by endpoint (first run):")
     for endpoint, n in sorted(calls.items()):
         print(f"  {n:>7,}  {endpoint}")
@@ -251,7 +248,7 @@ def _bench(args: Any, sf: dict[str, Any], ga4: dict[str, Any], org: Connection, 
     print(f"  besides: per-run overhead {kinds['overhead']:,} (token, describes), first-run setup {kinds['setup']:,} "
           f"(CustomField, FieldPermissions, the permission set's id); all calls {sum(calls.values()):,}")
     ga4_page = config.ga4.page_size
-    ga4_calls = sum(_calls(first, "ga4").values())
+    ga4_calls = sum(calls_by_endpoint(first, "ga4").values())
     print(f"GA4 calls {ga4_calls:,} against {ga4_bound(sf['sessions'], ga4_page):,} "
           f"({ga4_bound_note(sf['sessions'], ga4_page)})")
     print(f"usage: {first['stats'].get('usage')}")
@@ -259,8 +256,8 @@ def _bench(args: Any, sf: dict[str, Any], ga4: dict[str, Any], org: Connection, 
     print(f"\nwall time of the first `closedloop run` (spawn to exit): {first_m.wall_s:,.1f} s "
           f"(the run itself {run_s:,.1f} s)")
     print_memory([("first", first_m), ("second", second_m)])
-    _print_run("second run", second, second_m)
-    second_calls = _calls(second, "salesforce")
+    print_run("second run", second, second_m)
+    second_calls = calls_by_endpoint(second, "salesforce")
     writes = {e: n for e, n in second_calls.items() if "composite" in e or "jobs/ingest" in e}
     print(f"  write calls in the second run: {sum(writes.values())} {writes or ''} (target 0)")
     return 0
