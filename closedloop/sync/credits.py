@@ -49,7 +49,7 @@ def write_credits(
     contacts: Mapping[str, ContactView],
     touch_table: TouchTable,
     deals: Sequence[tuple[DealFacts, datetime | None]],
-    conversions: Sequence[ConversionRow],
+    conversions_of: Callable[[ConversionKind], Iterable[ConversionRow]],
     anonymous: list[list[str]],
     *,
     should_stop: ShouldStop = never,
@@ -79,9 +79,7 @@ def write_credits(
 
     def journeys_of(kind: ConversionKind) -> Iterator[Journey]:
         lookback = config.attribution.lookback(kind)
-        for conv in conversions:
-            if conv.kind != kind:
-                continue
+        for conv in conversions_of(kind):
             if kind == "contact_created":
                 if conv.contact_id is None or conv.contact_id not in contacts:
                     continue

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import groupby
+from itertools import groupby, islice
 from typing import Any
 
 from sqlalchemy import Engine, String, delete, select, type_coerce
 from sqlmodel import Session, col
 
-from closedloop.attribution.types import Touch
+from closedloop.attribution.types import ConversionKind, Touch
 from closedloop.attribution.windows import window_channels
 from closedloop.config.fingerprint import derivation_fingerprint
 from closedloop.config.models import Config
@@ -205,9 +205,7 @@ def _rebuild(
         anonymous = _anonymous_paths(links, mapper, config.attribution.lookback("contact_created"))
     with Session(engine) as session:
         deals = _load_deals(session, graph, milestones, contacts, rates, config.home_currency, stats.money)
-    conversions = [contact_conversion(cid, info.created_at) for cid, info in contacts.items()]
-    for deal, won_at in deals:
-        conversions.extend(deal_conversions(deal, won_at))
+    conversions = Conversions(contacts, deals)
     stats.conversions.add(_write_conversions(engine, conversions))
     settle()  # touches, deals, anonymous paths and conversions: what crediting reads throughout
     say("attributing conversions")
@@ -218,7 +216,7 @@ def _rebuild(
             contacts,
             touch_table,
             deals,
-            conversions,
+            conversions.of_kind,
             anonymous,
             should_stop=should_stop,
             on_deal_credits=on_deal_credits,
@@ -242,12 +240,34 @@ def _milestones(engine: Engine, config: Config) -> MilestoneMapper:
     return MilestoneMapper(config.mapping.milestones.lifecycle_stages, tables)
 
 
-def _write_conversions(engine: Engine, conversions: list[ConversionRow]) -> DiffCounts:
+class Conversions:
+    """Every conversion of the rebuild, by kind.  Contacts' are made again on each pass instead
+    of held: 100,000 rows and their ids were 15 MB that stayed through crediting."""
+
+    def __init__(self, contacts: Mapping[str, _ContactInfo], deals: Sequence[tuple[DealFacts, datetime | None]]):
+        self._contacts = contacts
+        self._deals = [row for deal, won_at in deals for row in deal_conversions(deal, won_at)]
+
+    def of_kind(self, kind: ConversionKind) -> Iterator[ConversionRow]:
+        if kind == "contact_created":
+            for cid, info in self._contacts.items():
+                yield contact_conversion(cid, info.created_at)
+        else:
+            yield from (row for row in self._deals if row.kind == kind)
+
+    def __iter__(self) -> Iterator[ConversionRow]:
+        yield from self.of_kind("contact_created")
+        yield from self._deals
+
+
+def _write_conversions(engine: Engine, conversions: Iterable[ConversionRow]) -> DiffCounts:
     """Diff-written a chunk of ids at a time (a single scope held every stored row at once),
     then conversions that no longer exist are deleted."""
     counts = DiffCounts()
-    for start in range(0, len(conversions), CHUNK):
-        chunk = conversions[start : start + CHUNK]
+    wanted: set[str] = set()
+    rows = iter(conversions)
+    while chunk := list(islice(rows, CHUNK)):
+        wanted.update(c.id for c in chunk)
         with session_scope(engine) as session:
             counts.add(
                 replace_scope(
@@ -259,7 +279,6 @@ def _write_conversions(engine: Engine, conversions: list[ConversionRow]) -> Diff
                     key=("id",),
                 )
             )
-    wanted = {c.id for c in conversions}
     with session_scope(engine) as session:
         stale = [cid for (cid,) in plain_rows(session, select(col(m.Conversion.id)), stream=True) if cid not in wanted]
         for start in range(0, len(stale), CHUNK):
@@ -281,6 +300,7 @@ def _load_contacts(
     merged_rows: list[tuple[str, datetime, OfflineSource]] = []
     all_ids: list[str] = []
     shared: dict[str | None, str | None] = {}
+    sources: dict[OfflineSource, OfflineSource] = {}
     stmt = select(
         col(m.Contact.id),
         col(m.Contact.created_at),
@@ -298,6 +318,7 @@ def _load_contacts(
             continue
         reached = lifecycle_dates([(s, datetime.fromisoformat(at)) for s, at in (stages or {}).items()], milestones)
         offline = OfflineSource(shared.setdefault(source, source), shared.setdefault(d1, d1), shared.setdefault(d2, d2))
+        offline = sources.setdefault(offline, offline)  # most contacts share a few sources
         contacts[cid] = _ContactInfo(created_at, offline, reached.get("lead", created_at), len(all_ids) - 1)
     same_id = {cid: cid for cid in all_ids}
     keys = (
