@@ -83,12 +83,15 @@ def rebuild_and_write_back(
     clock: Clock,
     progress: Callable[[str], None],
     should_stop: ShouldStop = never,
+    writeback_stats: WritebackStats | None = None,
 ) -> Overlapped:
     """Rebuild in this thread while another writes back; errors of either are raised here.
 
     If the rebuild fails before deals are ready, the write-back stops after its batches in
     flight (after, deals' values are final and still written); if the write-back fails, the
     rebuild still completes (its result stands) and the write-back's error follows.
+    ``writeback_stats``, where given, is counted into as the write-back goes, so it holds what
+    was written even when either part stops the run.
     """
     handoff = ContactHandoff()
     started = clock()
@@ -100,7 +103,8 @@ def rebuild_and_write_back(
 
     def write_back() -> WritebackStats:
         try:
-            return run_writeback(engine, config, writer, now=now, should_stop=should_stop, contact_chunks=handoff)
+            return run_writeback(engine, config, writer, now=now, should_stop=should_stop, contact_chunks=handoff,
+                                 stats=writeback_stats)
         finally:
             finished.append(clock())
 

@@ -270,8 +270,10 @@ def run_once(
         release_free_memory()  # the pull's pages are gone; the rebuild should not stack on them
         if writer is not None and config.writeback.enabled:
             say("rebuilding touchpoints and credits, writing back to the CRM as they are ready")
+            report.writeback = WritebackStats()  # counted into as it goes: an interrupted run still says what it wrote
             both = rebuild_and_write_back(
-                engine, config, writer, now=now, clock=clock, progress=say, should_stop=should_stop
+                engine, config, writer, now=now, clock=clock, progress=say, should_stop=should_stop,
+                writeback_stats=report.writeback,
             )
             report.rebuild, report.writeback = both.rebuild, both.writeback
             # They overlap: each is measured from the end of the pull.

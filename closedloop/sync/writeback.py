@@ -217,6 +217,7 @@ def run_writeback(
     now: datetime,
     should_stop: ShouldStop = never,
     contact_chunks: Iterable[Sequence[str]] | None = None,
+    stats: WritebackStats | None = None,
 ) -> WritebackStats:
     """Send every change in full batches, a few calls in flight.
 
@@ -226,7 +227,8 @@ def run_writeback(
     beside it held the store's write lock; a crash in between still leaves marks that the next
     run reconciles, so nothing is sent twice.
     """
-    stats = WritebackStats()
+    # The caller's, where given: a run stopped half-way still reports what it wrote.
+    stats = stats if stats is not None else WritebackStats()
     wb = config.writeback
     specs = property_specs(wb.property_prefix, config.attribution.primary_model)
     stats.properties_created = writer.ensure_properties(specs, group_name=wb.group_name, group_label=wb.group_label)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from signal_helpers import PHASES, run_cli, sent_twice, sigterm_at, sync_runs, write_config
+from signal_helpers import BATCH_UPDATES, PHASES, run_cli, sent_twice, sigterm_at, sync_runs, write_config
 
 from closedloop.sandbox.company import Company
 from closedloop.sandbox.faults import FaultPlan, kill_process
@@ -53,6 +53,10 @@ def test_sigterm_in_each_phase_records_interrupted_and_exits_0(
     assert run.status == "interrupted", (run.status, run.errors)
     assert run.finished_at is not None
     assert not any("locked" in m for m in run.errors.get("messages", [])), run.errors
+    if phase == "write-back":  # what was written before the signal is reported, not lost with the run
+        answered = sum(len(exchange.request_body["inputs"]) for exchange in plan.recorded(BATCH_UPDATES))
+        assert answered > 0
+        assert run.stats["writeback"]["objects_written"] == answered, (run.stats["writeback"], answered)
     again = _run(write_config(sandbox, tmp_path), started)  # the next run resumes and finishes
     assert again.returncode == 0, again.stderr[-3000:]
     assert [r.status for r in sync_runs(tmp_path)] == ["interrupted", "ok"]
