@@ -191,8 +191,9 @@ class GA4Config(Strict):
         10_000,
         ge=1,
         le=250_000,
-        description="Rows per runReport call; a row costs about 3.6 KB while its page is read and stored,"
-        " so 100,000-row pages peaked at 360 MB more than 10,000-row ones for 10% less time",
+        description="Rows per runReport call; a row costs about 3.6 KB while its page is read and stored:"
+        " at 500,000 sessions the pull peaked 364 MB above its start with 100,000-row pages and 44 MB with"
+        " 10,000-row ones, which took 7% longer",
     )
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=20)
