@@ -140,18 +140,24 @@ class CountingWriter:
 
     def write(self, updates: Sequence[Any]) -> Any:
         result = self._writer.write(updates)
-        with self._lock:
-            self._sent += len(updates)
-            sent = self._sent
-        self._report("writing back to the CRM", (self._stream, sent, self._planned))
+        self._sent_records(len(updates))
         return result
+
+    def _planned_records(self, n: int) -> None:
+        with self._lock:
+            self._planned = (self._planned or 0) + n
+
+    def _sent_records(self, n: int) -> None:
+        with self._lock:
+            self._sent += n
+            sent, planned = self._sent, self._planned
+        self._report("writing back to the CRM", (self._stream, sent, planned))
 
     def _calls_for(self, updates: Sequence[Any]) -> Any:
         """A writer that splits the whole plan into calls (``calls_for``) is handed every planned
         change at once: their number is the bar's total, so the write-back shows an ETA."""
         if isinstance(updates, Sized):  # anything else passes through uncounted
-            with self._lock:
-                self._planned = (self._planned or 0) + len(updates)
+            self._planned_records(len(updates))
         return self._writer.calls_for(updates)
 
     def _spool(self) -> _CountingSpool:
@@ -159,14 +165,6 @@ class CountingWriter:
         each planned update is counted into the total, each record whose outcome came back
         (a collections call's, or a Bulk 2.0 job's read back a chunk at a time) as sent."""
         return _CountingSpool(self._writer.spool(), self)
-
-    def _count(self, *, planned: int = 0, sent: int = 0) -> None:
-        with self._lock:
-            self._planned = (self._planned or 0) + planned if planned else self._planned
-            self._sent += sent
-            done, total = self._sent, self._planned
-        if sent:
-            self._report("writing back to the CRM", (self._stream, done, total))
 
     def __getattr__(self, name: str) -> Any:
         # Only where the writer has them: the write-back checks with getattr / hasattr.
@@ -186,7 +184,7 @@ class _CountingSpool:
 
     def add(self, update: Any) -> None:
         self._spool.add(update)
-        self._counter._count(planned=1)
+        self._counter._planned_records(1)
 
     def calls(self) -> Iterator[Callable[[], Iterator[Any]]]:
         for call in self._spool.calls():
@@ -195,7 +193,7 @@ class _CountingSpool:
     def _counted(self, call: Callable[[], Iterator[Any]]) -> Callable[[], Iterator[Any]]:
         def counted() -> Iterator[Any]:
             for updates, result in call():
-                self._counter._count(sent=len(updates))
+                self._counter._sent_records(len(updates))
                 yield updates, result
 
         return counted

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, delete, select
 from sqlmodel import col
@@ -169,7 +169,10 @@ def write_credits(
     return counts
 
 
-def batched(items: Iterable[Journey], size: int) -> Iterator[list[Journey]]:
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Lists of ``size`` (the last shorter); ``itertools.batched`` arrives in Python 3.12."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import groupby, islice
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Engine, String, delete, select, type_coerce
@@ -45,7 +45,7 @@ from closedloop.store.engine import plain_rows, session_scope
 from closedloop.store.models import table
 from closedloop.store.rebuilt import record_rebuild
 from closedloop.store.upsert import shallow_dict
-from closedloop.sync.credits import write_credits
+from closedloop.sync.credits import batched, write_credits
 from closedloop.sync.interrupt import Interrupted, ShouldStop, never
 from closedloop.sync.memory import long_lived_heap, release_free_memory
 from closedloop.sync.money import DealMoneyStats, load_rates
@@ -265,8 +265,7 @@ def _write_conversions(engine: Engine, conversions: Iterable[ConversionRow]) -> 
     then conversions that no longer exist are deleted."""
     counts = DiffCounts()
     wanted: set[str] = set()
-    rows = iter(conversions)
-    while chunk := list(islice(rows, CHUNK)):
+    for chunk in batched(conversions, CHUNK):
         wanted.update(c.id for c in chunk)
         with session_scope(engine) as session:
             counts.add(
