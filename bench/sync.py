@@ -333,8 +333,6 @@ def _first_call(stats: dict[str, Any] | None, default: float) -> float:
     return min(times, default=default)
 
 
-
-
 def _print_calls(info: dict[str, Any], run: dict[str, Any], written: dict[str, int], ga4_page: int) -> None:
     bounds = _lower_bounds(info, written, ga4_page)
     actual: Counter[str] = Counter()
